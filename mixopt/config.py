@@ -1,0 +1,295 @@
+"""The job configuration: one YAML file describes a whole mixture search.
+
+The schema is a tree of pydantic models with ``extra="forbid"``, so an unknown key or a wrong type is a
+one-line :class:`~mixopt.errors.ConfigError` naming the file and the dotted key::
+
+    job.yaml: proxy.tokens: Input should be a valid integer (got 'lots')
+
+Relative paths in the file (workspace, domain sources, tokenizer) are resolved against the directory of
+the YAML file, so a job runs the same from any working directory.
+
+>>> cfg = JobConfig.model_validate({"name": "demo", "domains": {"code": "corpus/code"}})
+>>> cfg.search.strategy
+'bo'
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mixopt.errors import ConfigError
+
+__all__ = [
+    "BudgetSettings",
+    "ConstraintSettings",
+    "DataSettings",
+    "DomainSource",
+    "FidelitySettings",
+    "JobConfig",
+    "ProxySettings",
+    "RaySettings",
+    "SearchSettings",
+    "TokenizerSettings",
+    "TrackingSettings",
+    "load_job_config",
+]
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DomainSource(_Model):
+    """Where one domain's documents come from.
+
+    Exactly one of ``path`` (a file, directory or glob of .jsonl/.json/.parquet/.txt/.md/.py files) or
+    ``hf`` (a Hugging Face dataset name, loaded with ``datasets.load_dataset``) is given.
+    """
+
+    path: str | None = None
+    hf: str | None = None
+    hf_config: str | None = None
+    split: str = "train"
+    text_field: str = "text"
+    max_documents: int | None = Field(default=None, gt=0)
+    min_chars: int = Field(default=1, ge=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DomainSource:
+        if (self.path is None) == (self.hf is None):
+            raise ValueError("give exactly one of 'path' or 'hf'")
+        return self
+
+
+class TokenizerSettings(_Model):
+    """Train a byte-level BPE on a sample of every domain, or load an existing ``tokenizer.json``."""
+
+    path: str | None = None
+    vocab_size: int = Field(default=2048, ge=260, le=1_000_000)
+    sample_bytes_per_domain: int = Field(default=2_000_000, gt=0)
+
+
+class DataSettings(_Model):
+    """Token shards and the mixture sampler."""
+
+    val_tokens: int = Field(default=16_384, gt=0, description="held-out tokens per domain")
+    max_epochs: float = Field(default=8.0, gt=0, description="sampler epoch cap per domain")
+    on_epoch_cap: Literal["warn", "fail"] = "warn"
+
+
+class FidelitySettings(_Model):
+    """One proxy fidelity: a model preset trained for a number of tokens."""
+
+    preset: str
+    tokens: int = Field(gt=0)
+
+
+class ProxySettings(_Model):
+    """How each proxy run is trained (see ``proxies.TrainSettings`` for the trainer's own defaults)."""
+
+    preset: str = "dense-tiny"
+    tokens: int = Field(default=300_000, gt=0, description="training tokens per proxy run")
+    seq_len: int = Field(default=128, gt=1)
+    batch_size: int = Field(default=16, gt=0)
+    lr: float = Field(default=3e-3, gt=0)
+    schedule: Literal["cosine", "wsd"] = "cosine"
+    eval_points: int = Field(default=6, ge=1, description="log-spaced evaluations of per-domain val loss")
+    eval_tokens: int = Field(default=8_192, gt=0, description="val tokens per domain per evaluation")
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    fidelities: list[FidelitySettings] | None = Field(
+        default=None, description="cheap to expensive; the last is the target fidelity"
+    )
+
+    def fidelity_list(self) -> list[FidelitySettings]:
+        """The fidelities to search over, cheapest first (just the main preset when none are given)."""
+        return list(self.fidelities) if self.fidelities else [FidelitySettings(preset=self.preset, tokens=self.tokens)]
+
+
+class SearchSettings(_Model):
+    strategy: Literal["bo", "regmix", "mixing_law", "random"] = "bo"
+    n_init: int = Field(default=8, gt=0, description="initial design size")
+    batch_size: int = Field(default=2, gt=0, description="proposals per round (q)")
+    surrogate: str = "auto"
+    objective: Literal["mean"] | dict[str, float] = "mean"
+    max_retries: int = Field(default=2, ge=0)
+    parallel: int | None = Field(default=None, gt=0, description="concurrent proxies (default: CPUs)")
+    cpus_per_proxy: float = Field(default=1.0, gt=0)
+    gpus_per_proxy: float = Field(default=0.0, ge=0)
+    confirm: bool = Field(default=False, description="train the proposal at the target fidelity at the end")
+    candidates: int = Field(default=2048, gt=0, description="candidate mixtures per acquisition round")
+
+
+class BudgetSettings(_Model):
+    """When the search stops: whichever limit is reached first (at least one must be set)."""
+
+    runs: int | None = Field(default=24, gt=0)
+    tokens: int | None = Field(default=None, gt=0)
+    flops: float | None = Field(default=None, gt=0)
+    wall_seconds: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> BudgetSettings:
+        if all(v is None for v in (self.runs, self.tokens, self.flops, self.wall_seconds)):
+            raise ValueError("set at least one of runs, tokens, flops, wall_seconds")
+        return self
+
+
+class ConstraintSettings(_Model):
+    """Constraints on the proposed mixture."""
+
+    min_weight: float | dict[str, float] = 0.0
+    max_weight: float | dict[str, float] = 1.0
+    max_epochs: float | None = Field(default=None, gt=0, description="repetition cap at target_tokens")
+    target_tokens: int | None = Field(default=None, gt=0, description="tokens of the final (full) training run")
+    kl_to_prior: float | None = Field(default=None, gt=0, description="max KL(proposal || prior), nats")
+
+
+class TrackingSettings(_Model):
+    uri: str | None = Field(default=None, description="MLflow URI (default: sqlite in the workspace)")
+    experiment: str | None = None
+    enabled: bool = True
+
+
+class RaySettings(_Model):
+    address: str | None = Field(default=None, description="existing cluster (default: embedded Ray)")
+    num_cpus: int | None = Field(default=None, gt=0)
+    object_store_memory: int = Field(default=200 * 1024**2, gt=0)
+
+
+class JobConfig(_Model):
+    """A mixture search job. See ``examples/quickstart.yaml`` for a complete example."""
+
+    name: str
+    workspace: str = "workspace"
+    seed: int = 0
+    domains: dict[str, DomainSource]
+    tokenizer: TokenizerSettings = TokenizerSettings()
+    data: DataSettings = DataSettings()
+    proxy: ProxySettings = ProxySettings()
+    search: SearchSettings = SearchSettings()
+    budget: BudgetSettings = BudgetSettings()
+    constraints: ConstraintSettings = ConstraintSettings()
+    tracking: TrackingSettings = TrackingSettings()
+    ray: RaySettings = RaySettings()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError("must be 1-64 characters of letters, digits, '_', '-', '.' (no path separators)")
+        return v
+
+    @field_validator("domains", mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        # `code: corpus/code` is shorthand for `code: {path: corpus/code}`.
+        if isinstance(v, dict):
+            return {k: ({"path": s} if isinstance(s, str) else s) for k, s in v.items()}
+        return v
+
+    @field_validator("domains")
+    @classmethod
+    def _domain_names(cls, v: dict[str, DomainSource]) -> dict[str, DomainSource]:
+        if len(v) < 2:
+            raise ValueError("need at least two domains to mix")
+        for name in v:
+            if not _NAME_RE.match(name):
+                raise ValueError(f"domain name {name!r} must be letters, digits, '_', '-', '.'")
+        return v
+
+    @model_validator(mode="after")
+    def _domain_references(self) -> JobConfig:
+        names = set(self.domains)
+        refs = {"search.objective": self.search.objective}
+        refs |= {"constraints.min_weight": self.constraints.min_weight, "constraints.max_weight": self.constraints.max_weight}
+        for key, value in refs.items():
+            if isinstance(value, dict):
+                unknown = sorted(set(value) - names)
+                if unknown:
+                    raise ValueError(f"{key} names unknown domain(s) {unknown}; domains are {sorted(names)}")
+        return self
+
+    # --- resolved locations -------------------------------------------------------------------------
+    @property
+    def workspace_dir(self) -> Path:
+        return Path(self.workspace)
+
+    @property
+    def data_dir(self) -> Path:
+        """Token shards, tokenizer and manifest (shared by every job in the workspace)."""
+        return self.workspace_dir / "data"
+
+    @property
+    def job_dir(self) -> Path:
+        """This job's state: run table, proposals, plots."""
+        return self.workspace_dir / "jobs" / self.name
+
+    def tracking_uri(self) -> str:
+        return self.tracking.uri or f"sqlite:///{(self.workspace_dir / 'mlflow.db').resolve()}"
+
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or f"mixopt/{self.name}"
+
+    def to_flat_dict(self) -> dict[str, Any]:
+        """Flat ``{"proxy.tokens": 300000, ...}`` view, for MLflow params."""
+        out: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else str(k), v)
+            else:
+                out[prefix] = value
+
+        walk("", self.model_dump(mode="json"))
+        return out
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "<top level>"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif "input" in first and not isinstance(first["input"], (dict, list)):
+        msg = f"{msg} (got {first['input']!r})"
+    more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{source}: {loc}: {msg}{more}"
+
+
+def _resolve(base: Path, p: str | None) -> str | None:
+    if p is None or "://" in p:
+        return p
+    path = Path(p).expanduser()
+    return str(path if path.is_absolute() else (base / path))
+
+
+def load_job_config(path: str | Path, overrides: dict[str, Any] | None = None) -> JobConfig:
+    """Read, validate and resolve a job YAML file. Raises :class:`ConfigError` with a one-line message."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw.update(overrides or {})
+    try:
+        cfg = JobConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format_error(str(path), e)) from None
+    base = path.resolve().parent
+    cfg.workspace = _resolve(base, cfg.workspace)
+    for src in cfg.domains.values():
+        src.path = _resolve(base, src.path)
+    cfg.tokenizer.path = _resolve(base, cfg.tokenizer.path)
+    return cfg

@@ -1,0 +1,1 @@
+"""Data layer: sources, tokenizer, token shards, mixture sampler, demo corpus."""

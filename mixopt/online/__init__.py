@@ -1,0 +1,1 @@
+"""Online mixers and trainer integrations."""

@@ -1,0 +1,1 @@
+"""The mixture search job: Ray loop, job state, resume."""

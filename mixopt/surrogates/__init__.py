@@ -1,0 +1,1 @@
+"""Surrogates: mixture (+ fidelity) -> predicted loss, one estimator contract."""

@@ -1,0 +1,59 @@
+"""Shared fixtures: one real local Ray runtime and one small demo corpus per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real Ray runtime on this machine (2 CPUs, small object store), shut down at the session's end."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=2,
+            object_store_memory=80 * 1024**2,
+            include_dashboard=False,
+            configure_logging=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+        )
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory) -> Path:
+    """A demo corpus directory (built once per session) with its `job.yaml`."""
+    from mixopt.data import build_demo_corpus
+
+    out = tmp_path_factory.mktemp("demo")
+    build_demo_corpus(out, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_config(demo_corpus, tmp_path_factory):
+    """A small job config over the demo corpus, with its own workspace."""
+    from mixopt.config import load_job_config
+
+    cfg = load_job_config(demo_corpus / "job.yaml")
+    cfg.workspace = str(tmp_path_factory.mktemp("workspace"))
+    cfg.tokenizer.vocab_size = 512
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def demo_prepared(demo_config):
+    """`PreparedData` for the demo corpus (tokenizer trained, shards written)."""
+    from mixopt.data import prepare_data
+
+    return prepare_data(demo_config, progress=False)
