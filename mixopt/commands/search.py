@@ -1,9 +1,185 @@
-"""CLI verbs: (placeholder until the owning issue lands)."""
+"""CLI verbs of the mixture search: ``search``, ``status``, ``report``, ``propose``, ``ui``.
+
+Thin: parse, validate, call :mod:`mixopt.search` / :mod:`mixopt.tracking`, print.
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+from mixopt.config import load_job_config
+from mixopt.errors import MixoptError
+
+__all__ = ["register"]
+
+_DEFAULT_JOB = "job.yaml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this module's verbs to the `mixopt` parser."""
+    """Add the search verbs to the `mixopt` parser."""
+    p = sub.add_parser("search", help="run (or resume) a mixture search job",
+                       description="Run the proxy search of JOB; a job that exists is resumed.")
+    p.add_argument("job", help="job YAML file")
+    p.add_argument("--address", help="Ray cluster address (default: cfg.ray.address, RAY_ADDRESS, or embedded)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(handler=cmd_search)
+
+    p = sub.add_parser("status", help="runs done/running/failed, best so far, budget left")
+    p.add_argument("job", help="job YAML file")
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("report", help="the proposal, run tables and where the plots are")
+    p.add_argument("job", help="job YAML file")
+    p.add_argument("--top", type=int, default=10, help="best runs to list")
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser("propose", help="re-fit the surrogate on the finished runs and propose")
+    p.add_argument("job", help="job YAML file")
+    p.set_defaults(handler=cmd_propose)
+
+    p = sub.add_parser("ui", help="start the MLflow UI for a job's tracking store (127.0.0.1)")
+    p.add_argument("job", nargs="?", default=_DEFAULT_JOB, help=f"job YAML file (default {_DEFAULT_JOB})")
+    p.add_argument("--host", default="127.0.0.1", help="bind host (default loopback; others warn)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--print-command", action="store_true", help="print the mlflow command instead of running it")
+    p.set_defaults(handler=cmd_ui)
+
+
+def _ui_hint(job: str) -> str:
+    return f"mixopt ui {shlex.quote(job)}"
+
+
+def cmd_search(args) -> int:
+    from mixopt.search import run_search
+    from mixopt.search.report import format_proposal
+
+    cfg = load_job_config(args.job)
+    result = run_search(cfg, address=args.address, progress=not args.quiet)
+    n_ok, n_failed = len(result.ok_runs), len(result.failed_runs)
+    print(f"\n{cfg.name}: {n_ok} ok and {n_failed} failed runs ({result.new_runs} new this session); "
+          f"budget {100 * result.budget_fraction:.0f}% used")
+    if result.proposal is not None:
+        print(format_proposal(result.proposal))
+        print(f"proposal: {result.job_dir / 'proposal.json'}")
+    else:
+        print("no proposal: fewer than two successful runs")
+    if result.plots:
+        print(f"plots: {result.plots[0].parent}/")
+    print(f"runs: {result.job_dir / 'runs.jsonl'}")
+    print(f"MLflow: {result.tracking_uri} (experiment {result.experiment!r})")
+    if result.unlogged:
+        print(f"MLflow: {len(result.unlogged)} run(s) not logged ({result.tracking_error}); "
+              f"results are on disk; `mixopt report {args.job}` back-fills them")
+    print(f"browse: {_ui_hint(args.job)}")
+    return 0
+
+
+def _state(cfg):
+    from mixopt.search import JobState
+
+    return JobState.load(cfg.job_dir)
+
+
+def cmd_status(args) -> int:
+    from mixopt.search.report import format_status
+
+    cfg = load_job_config(args.job)
+    print(format_status(cfg, _state(cfg)))
+    return 0
+
+
+def cmd_report(args) -> int:
+    import json
+
+    from mixopt.search.offline import backfill_tracking, propose_from_state
+    from mixopt.search.report import format_cv_table, format_proposal, format_runs, format_status, plot_paths
+
+    cfg = load_job_config(args.job)
+    state = _state(cfg)
+    unlogged, err = backfill_tracking(cfg)
+    path = cfg.job_dir / "proposal.json"
+    if path.exists():
+        proposal = json.loads(path.read_text())
+        if proposal.get("n_runs") != len(state.runs):
+            proposal, _, state = propose_from_state(cfg)
+    else:
+        proposal, _, state = propose_from_state(cfg)
+    print(format_status(cfg, state))
+    print()
+    print(format_proposal(proposal) if proposal else "no proposal: fewer than two successful runs")
+    if proposal and proposal.get("cv_table"):
+        print(format_cv_table(proposal["cv_table"]))
+    print()
+    print(format_runs(state, args.top))
+    plots = plot_paths(cfg.job_dir)
+    if plots:
+        print("\nplots:")
+        for p in plots:
+            print(f"  {p}")
+    print(f"\nfiles: {path}, {cfg.job_dir / 'runs.jsonl'}")
+    from mixopt.tracking import tracking_uri
+
+    print(f"MLflow: {tracking_uri(cfg)} (experiment {cfg.experiment_name()!r}); browse: {_ui_hint(args.job)}")
+    if unlogged:
+        print(f"MLflow: {len(unlogged)} run(s) still not logged ({err})")
+    return 0
+
+
+def cmd_propose(args) -> int:
+    from mixopt.search.offline import propose_from_state
+    from mixopt.search.report import format_proposal
+
+    cfg = load_job_config(args.job)
+    proposal, plots, _ = propose_from_state(cfg)
+    if proposal is None:
+        raise MixoptError(f"{cfg.job_dir}: fewer than two successful runs; nothing to fit yet")
+    print(format_proposal(proposal))
+    print(f"proposal: {cfg.job_dir / 'proposal.json'}")
+    if plots:
+        print(f"plots: {plots[0].parent}/")
+    return 0
+
+
+def ui_command(uri: str, host: str, port: int) -> list[str]:
+    """The ``mlflow ui`` command line for a tracking store."""
+    exe = shutil.which("mlflow")
+    base = [exe] if exe else [sys.executable, "-m", "mlflow"]
+    return [*base, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+
+
+def cmd_ui(args) -> int:
+    from mixopt.security import ExposedServerWarning, check_bind_host
+
+    if not Path(args.job).exists():
+        raise MixoptError(f"{args.job}: no such job file (give the job YAML: mixopt ui path/to/job.yaml)")
+    cfg = load_job_config(args.job)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExposedServerWarning)
+        host = check_bind_host(args.host, what="mixopt ui")
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    from mixopt.tracking import tracking_uri
+
+    uri = tracking_uri(cfg)
+    cmd = ui_command(uri, host, args.port)
+    shown = "[::1]" if host == "::1" else host
+    print(f"MLflow UI for {cfg.name}: http://{shown}:{args.port}  (store {uri}; Ctrl-C stops it)", flush=True)
+    if args.print_command:
+        print(shlex.join(cmd))
+        return 0
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return 130

@@ -1,1 +1,25 @@
-"""The mixture search job: Ray loop, job state, resume."""
+"""The mixture search job: Ray loop, job state on disk, resume, budget, proposal.
+
+>>> from mixopt.search import run_search                       # doctest: +SKIP
+>>> result = run_search(load_job_config("examples/quickstart.yaml"))
+>>> result.proposal["weights"], result.proposal["predicted"]
+"""
+
+from mixopt.search.budget import Budget, Spend
+from mixopt.search.loop import SearchResult, run_search
+from mixopt.search.proposal import build_proposal, objective_weights
+from mixopt.search.state import JobState, Launch, RunEntry, config_hash, read_runs
+
+__all__ = [
+    "Budget",
+    "JobState",
+    "Launch",
+    "RunEntry",
+    "SearchResult",
+    "Spend",
+    "build_proposal",
+    "config_hash",
+    "objective_weights",
+    "read_runs",
+    "run_search",
+]

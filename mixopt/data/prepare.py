@@ -1,0 +1,194 @@
+"""``prepare_data``: sources → tokenizer → token shards, idempotently and atomically.
+
+A second run with the same sources, tokenizer and settings does no work: each domain's manifest entry
+records its source hash, tokenizer hash and split settings, and a domain is only re-tokenized when one of
+them changed. The manifest is rewritten (atomically) after every finished domain and only ever lists
+shards that are complete and made with the current tokenizer, so an interrupted prepare leaves no half
+shard and no manifest entry claiming one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from mixopt.config import JobConfig
+from mixopt.data.shards import (
+    PreparedData,
+    atomic_write_bytes,
+    load_prepared,
+    read_manifest,
+    shard_dtype,
+    split_point,
+    write_manifest,
+)
+from mixopt.data.sources import _where, read_documents, source_fingerprint
+from mixopt.data.tokenizer import (
+    EOS_TOKEN,
+    encode_documents,
+    load_tokenizer,
+    obtain_tokenizer,
+    sample_documents,
+)
+
+__all__ = ["prepare_data"]
+
+log = logging.getLogger(__name__)
+
+SPLIT_SEED = 0  # document order within a shard; fixed so shards are shared by every job in a workspace
+
+
+@contextmanager
+def _locked(data_dir: Path):
+    """One prepare per data folder at a time (an advisory lock on ``.lock``)."""
+    with open(data_dir / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _inputs_key(cfg: JobConfig, fingerprints: dict[str, str]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps({"tokenizer": cfg.tokenizer.model_dump(), "sources": fingerprints}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def prepare_data(cfg: JobConfig, progress: bool = True) -> PreparedData:
+    """Tokenize every domain of ``cfg`` into shards under ``cfg.data_dir``; return the :class:`PreparedData`.
+
+    Idempotent (up-to-date domains are skipped; ``result.work[domain]`` says ``"prepared"`` or
+    ``"up to date"``). Raises a one-line DataError naming the domain or file on bad sources.
+    """
+    from tqdm.auto import tqdm
+
+    data_dir = Path(cfg.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "shards").mkdir(exist_ok=True)
+    with _locked(data_dir):
+        for stale in (data_dir / "shards").glob("*.tmp-*"):  # left by a killed run (we hold the lock)
+            stale.unlink(missing_ok=True)
+        names = list(cfg.domains)
+        fingerprints = {n: source_fingerprint(n, cfg.domains[n]) for n in names}  # missing sources fail here
+        old = read_manifest(data_dir) or {}
+        inputs = _inputs_key(cfg, fingerprints)
+
+        # --- tokenizer -----------------------------------------------------------------------------------
+        old_tok = old.get("tokenizer") or {}
+        old_tok_path = Path(old_tok.get("path", "")) if old_tok else None
+        if old_tok_path is not None and not old_tok_path.is_absolute():
+            old_tok_path = data_dir / old_tok_path
+        if old_tok.get("inputs") == inputs and old_tok_path is not None and old_tok_path.is_file():
+            tok_path, tok_hash, trained = old_tok_path, old_tok["hash"], False
+        else:
+            samples = None
+            if cfg.tokenizer.path is None:
+                samples = {}
+                for n in tqdm(names, desc="sample", disable=not progress, unit="domain"):
+                    samples[n] = sample_documents(read_documents(n, cfg.domains[n]), cfg.tokenizer.sample_bytes_per_domain)
+            t0 = time.perf_counter()
+            tok_path, tok_hash, trained = obtain_tokenizer(cfg.tokenizer, samples, data_dir / "tokenizers")
+            if trained:
+                log.info("trained tokenizer %s in %.1fs", tok_hash[:12], time.perf_counter() - t0)
+        tok = load_tokenizer(tok_path)
+        vocab_size = tok.get_vocab_size()
+        eos_id = tok.token_to_id(EOS_TOKEN)
+        if eos_id is None:
+            tok.add_special_tokens([EOS_TOKEN])  # a user tokenizer without our separator: append it
+            eos_id = tok.token_to_id(EOS_TOKEN)
+            vocab_size = tok.get_vocab_size()
+        dtype = shard_dtype(vocab_size)
+        manifest = {
+            "domains": names,
+            "dtype": dtype.name,
+            "tokenizer": {"path": _rel(tok_path, data_dir), "hash": tok_hash, "inputs": inputs,
+                          "vocab_size": vocab_size, "eos_id": eos_id},
+            "shards": {},
+        }
+        old_shards = old.get("shards", {})
+        # keep complete, current entries of this job's domains (a failure below must not lose them)
+        for n in names:
+            e = old_shards.get(n)
+            if e and e.get("tokenizer_hash") == tok_hash and e.get("dtype") == dtype.name:
+                manifest["shards"][n] = e
+
+        # --- shards --------------------------------------------------------------------------------------
+        work: dict[str, str] = {}
+        for n in names:
+            e = manifest["shards"].get(n)
+            path = data_dir / "shards" / f"{n}.bin"
+            if (
+                e is not None
+                and e.get("source_hash") == fingerprints[n]
+                and e.get("val_tokens_setting") == cfg.data.val_tokens
+                and e.get("split_seed") == SPLIT_SEED
+                and path.is_file()
+                and path.stat().st_size == e["tokens"] * dtype.itemsize
+            ):
+                work[n] = "up to date"
+                continue
+            if manifest["shards"].pop(n, None) is not None or n in old_shards:
+                write_manifest(data_dir, manifest)  # stop claiming the old shard before replacing it
+            manifest["shards"][n] = _write_domain(cfg, n, tok, eos_id, dtype, path, progress)
+            manifest["shards"][n].update(source_hash=fingerprints[n], tokenizer_hash=tok_hash)
+            # re-order entries to config order and persist after every domain
+            manifest["shards"] = {k: manifest["shards"][k] for k in names if k in manifest["shards"]}
+            write_manifest(data_dir, manifest)
+            work[n] = "prepared"
+        write_manifest(data_dir, manifest)
+    data = load_prepared(data_dir)
+    data.work = work
+    return data
+
+
+def _write_domain(cfg: JobConfig, name: str, tok, eos_id: int, dtype: np.dtype, path: Path, progress: bool) -> dict:
+    from tqdm.auto import tqdm
+
+    src = cfg.domains[name]
+    docs = read_documents(name, src)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(docs))
+    docs = [docs[i] for i in order]
+    t0 = time.perf_counter()
+    chunks, lengths = [], []
+    step = 2048
+    with tqdm(total=len(docs), desc=f"tokenize {name}", disable=not progress, unit="doc") as bar:
+        for start in range(0, len(docs), step):
+            t, ln = encode_documents(tok, docs[start : start + step], eos_id, dtype)
+            chunks.append(t)
+            lengths.append(ln)
+            bar.update(len(ln))
+    tokens = np.concatenate(chunks)
+    doc_lengths = np.concatenate(lengths)
+    n_train, n_val_docs = split_point(doc_lengths, cfg.data.val_tokens, name)
+    atomic_write_bytes(path, memoryview(tokens))
+    secs = time.perf_counter() - t0
+    log.info("domain %s: %d documents, %d tokens (%.0f tokens/s)", name, len(docs), len(tokens), len(tokens) / max(secs, 1e-9))
+    return {
+        "file": f"shards/{path.name}",
+        "source": _where(src),
+        "documents": len(docs),
+        "train_documents": len(docs) - n_val_docs,
+        "val_documents": n_val_docs,
+        "chars": int(sum(len(d) for d in docs)),
+        "tokens": int(len(tokens)),
+        "train_tokens": int(n_train),
+        "val_tokens": int(len(tokens) - n_train),
+        "val_tokens_setting": cfg.data.val_tokens,
+        "split_seed": SPLIT_SEED,
+        "dtype": dtype.name,
+    }

@@ -1,0 +1,360 @@
+"""The mixture search loop: initial design, proxies as Ray tasks, strategy-driven acquisition, proposal.
+
+::
+
+    prepare_data ──► initial design (sample_mixtures + strategy.initial)
+                         │
+                 ┌──► submit Ray tasks while slots are free and the budget allows
+                 │       │ ray.wait: one finished ──► runs.jsonl (fsync) ──► MLflow (async) ──► display
+                 │       │ failed ──► retry up to max_retries, then recorded as failed
+                 └── strategy.ask(history, fresh candidates, fidelity costs) when the design is used up
+                         │ budget spent
+                         ▼
+                 final proposal (surrogate by CV + constrained optimiser) [+ confirmation run]
+
+The pipeline is kept full: a new run is submitted as soon as one finishes (no waiting for rounds).
+
+>>> result = run_search(load_job_config("examples/quickstart.yaml"))   # doctest: +SKIP
+>>> result.proposal["weights"]                                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mixopt.errors import MixoptError
+from mixopt.search.budget import Budget, Spend
+from mixopt.search.progress import ProgressDisplay, Snapshot
+from mixopt.search.proposal import build_proposal, history_from_runs, objective_weights
+from mixopt.search.ray_runtime import ray_session
+from mixopt.search.report import HEARTBEAT_S
+from mixopt.search.state import JobState, Launch, RunEntry, config_hash
+from mixopt.search.workers import ProxyTask, proxy_flops, record_failure, train_settings
+
+__all__ = ["SearchResult", "run_search"]
+
+log = logging.getLogger(__name__)
+
+
+
+@dataclass
+class SearchResult:
+    """What a search produced. ``proposal`` is the dict also written to ``<job_dir>/proposal.json``."""
+
+    job_dir: Path
+    proposal: dict | None
+    runs: list[RunEntry]
+    spent: dict
+    budget_fraction: float
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str | None = None
+    unlogged: list[str] = field(default_factory=list)
+    tracking_error: str | None = None
+    plots: list[Path] = field(default_factory=list)
+    resumed: bool = False
+    new_runs: int = 0
+
+    @property
+    def ok_runs(self) -> list[RunEntry]:
+        return [r for r in self.runs if r.ok]
+
+    @property
+    def failed_runs(self) -> list[RunEntry]:
+        return [r for r in self.runs if not r.ok]
+
+    @property
+    def best(self) -> RunEntry | None:
+        ok = [r for r in self.ok_runs if r.objective is not None]
+        return min(ok, key=lambda r: r.objective) if ok else None
+
+
+def _spent(runs: list[RunEntry]) -> Spend:
+    s = Spend()
+    for r in runs:
+        if r.source != "confirm":
+            s = s + Spend(1, int(r.tokens), float(r.flops))
+    return s
+
+
+def _run_seed(base: int, index: int) -> int:
+    return int(np.random.SeedSequence([int(base), int(index)]).generate_state(1)[0])
+
+
+def _weights_dict(domains: list[str], w: np.ndarray) -> dict[str, float]:
+    return {d: float(x) for d, x in zip(domains, w, strict=True)}
+
+
+class _Search:
+    """One driver session of a job (state lives on disk, this object only for the session)."""
+
+    def __init__(self, cfg, *, progress: bool, train_fn: Callable | None):
+        from mixopt.data import prepare_data
+        from mixopt.strategies import make_strategy
+
+        self.cfg = cfg
+        self.train_fn = train_fn
+        # Refuse an incompatible resume before any work (one-line ConfigError).
+        self.state = JobState.open(cfg.job_dir, config_hash=config_hash(cfg), name=cfg.name)
+        self.data = prepare_data(cfg, progress=progress)
+        self.domains = list(self.data.domains)
+        self.prior = np.asarray(self.data.prior(), dtype=np.float64)
+        self.domain_tokens = np.array([len(self.data.train[d]) for d in self.domains], dtype=np.float64)
+        self.fidelities = cfg.proxy.fidelity_list()
+        self.costs = [proxy_flops(f.preset, self.data.vocab_size, f.tokens, cfg.proxy.seq_len) for f in self.fidelities]
+        self.obj_w = objective_weights(cfg, self.domains)
+        self.resumed = bool(self.state.runs or self.state.meta["pending"] or self.state.meta["initial_design"])
+        self.strategy = make_strategy(cfg.search.strategy, seed=cfg.seed)
+        self.budget = Budget(cfg.budget)
+        self.settings = train_settings(cfg)
+        self.threads = max(1, int(math.floor(cfg.search.cpus_per_proxy)))
+        self.display = ProgressDisplay(enabled=progress)
+        self.t0 = time.time()
+        self.elapsed0 = float(self.state.meta.get("elapsed_s", 0.0))
+        self.new_runs = 0
+
+    # --- candidates ---------------------------------------------------------------------------------
+    def _bounds_kwargs(self) -> dict:
+        c = self.cfg.constraints
+
+        def vec(v, default):
+            return [float(v.get(d, default)) for d in self.domains] if isinstance(v, dict) else v
+
+        kw = {"min_weight": vec(c.min_weight, 0.0), "max_weight": vec(c.max_weight, 1.0)}
+        if c.max_epochs is not None and c.target_tokens is not None:
+            kw |= {"domain_tokens": self.domain_tokens, "target_tokens": c.target_tokens, "max_epochs": c.max_epochs}
+        return kw
+
+    def candidates(self, round_index: int) -> np.ndarray:
+        from mixopt.design import sample_mixtures
+
+        return sample_mixtures(self.prior, self.cfg.search.candidates, seed=_run_seed(self.cfg.seed, 10_000 + round_index),
+                               **self._bounds_kwargs())
+
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.time() - self.t0
+
+    # --- launches -----------------------------------------------------------------------------------
+    def make_launch(self, weights: dict[str, float], fid: int, source: str) -> Launch:
+        rid = self.state.new_run_id("c" if source == "confirm" else "r")
+        f = self.fidelities[fid]
+        return Launch(rid, weights, fid, f.preset, int(f.tokens), _run_seed(self.cfg.seed, int(rid[1:])), source,
+                      float(self.costs[fid]))
+
+    def initial_design(self) -> list[dict]:
+        meta = self.state.meta
+        if meta["initial_design"] is None:
+            cands = self.candidates(-1)
+            picks = self.strategy.initial(cands, self.cfg.search.n_init, self.costs)
+            design = [{"weights": _weights_dict(self.domains, cands[i]), "fidelity": int(f)} for i, f in picks]
+            self.state.set(initial_design=design, init_next=0)
+        return meta["initial_design"]
+
+    def history(self):
+        return history_from_runs(self.state.ok_runs, self.domains, self.obj_w)
+
+    def ask(self, n: int) -> list[Launch]:
+        round_index = int(self.state.meta.get("asks", 0))
+        cands = self.candidates(round_index)
+        try:
+            picks = self.strategy.ask(self.history(), cands, self.costs, n)
+        except (MixoptError, ValueError, RuntimeError, np.linalg.LinAlgError) as e:
+            # e.g. a surrogate that cannot be fitted on so few runs yet: this round picks at random
+            from mixopt.strategies import make_strategy
+
+            log.warning("strategy %s could not pick (%s); picking at random this round", self.cfg.search.strategy,
+                        str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+            picks = make_strategy("random", seed=_run_seed(self.cfg.seed, 20_000 + round_index)).ask(
+                self.history(), cands, self.costs, n)
+        self.state.meta["asks"] = round_index + 1  # saved with the launches by add_pending
+        return [self.make_launch(_weights_dict(self.domains, cands[i]), int(f), "ask") for i, f in picks]
+
+    # --- the pipeline -------------------------------------------------------------------------------
+    def run(self, ray) -> None:
+        cfg = self.cfg
+        task = ProxyTask(num_cpus=cfg.search.cpus_per_proxy, num_gpus=cfg.search.gpus_per_proxy)
+        slots = cfg.search.parallel or max(1, int(ray.cluster_resources().get("CPU", 1) // cfg.search.cpus_per_proxy))
+        inflight: dict = {}
+        queue: deque[Launch] = deque(self.state.pending_launches())  # re-run what was in flight
+        if queue:
+            self.display.message(f"resuming: re-queued {len(queue)} run(s) that were in flight")
+        design = self.initial_design()
+
+        def submit(launch: Launch) -> None:
+            self.state.add_pending(launch)  # persisted before it is submitted
+            ref = task.submit(data_dir=str(cfg.data_dir), preset=launch.preset, weights=launch.weights,
+                              tokens=launch.tokens, seed=launch.seed, settings=self.settings, threads=self.threads,
+                              device=cfg.proxy.device, train_fn=self.train_fn)
+            inflight[ref] = launch
+
+        def next_launches(free: int) -> list[Launch]:
+            if queue:
+                return [queue.popleft()]
+            spent = _spent(self.state.runs)
+            running = Spend(len(inflight), sum(x.tokens for x in inflight.values()),
+                            sum(x.cost for x in inflight.values()))
+            if not self.budget.can_launch(spent, running, self.elapsed()):
+                return []
+            if self.budget.runs is not None:
+                free = min(free, self.budget.runs - spent.runs - running.runs)
+            i = int(self.state.meta.get("init_next", 0))
+            if i < len(design):
+                launch = self.make_launch(design[i]["weights"], design[i]["fidelity"], "init")
+                self.state.meta["init_next"] = i + 1  # saved with the launch by add_pending
+                return [launch]
+            # The strategy needs a few revealed runs; wait for in-flight ones rather than ask blind.
+            if inflight and len(self.state.ok_runs) < 2:
+                return []
+            return self.ask(max(1, min(free, cfg.search.batch_size)))
+
+        last_save = time.time()
+        while True:
+            while len(inflight) < slots:
+                launches = next_launches(slots - len(inflight))
+                if not launches:
+                    break
+                for launch in launches:
+                    submit(launch)
+            self._show()
+            if not inflight:
+                break
+            done, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+            for ref in done:
+                launch = inflight.pop(ref)
+                retry = self.finish(ray, ref, launch)
+                if retry:
+                    submit(launch)
+            if time.time() - last_save > HEARTBEAT_S:
+                self.state.set(elapsed_s=self.elapsed(), heartbeat=time.time())
+                last_save = time.time()
+        self.state.set(elapsed_s=self.elapsed())
+
+    def finish(self, ray, ref, launch: Launch) -> bool:
+        """Handle one finished task; returns True when it should be retried."""
+        from ray.exceptions import RayError, RayTaskError
+
+        rec = None
+        try:
+            rec = ray.get(ref)
+            why = record_failure(rec)
+        except RayTaskError as e:
+            cause = getattr(e, "cause", None) or e
+            why = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
+        except RayError as e:  # worker crashed, node died, object lost
+            why = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        if why is not None:
+            n = self.state.record_retry(launch.run_id, why[:1000])
+            if n <= self.cfg.search.max_retries:
+                self.display.message(f"{launch.run_id} failed ({why[:120]}); retry {n}/{self.cfg.search.max_retries}")
+                return True
+        reasons = self.state.retry_reasons(launch.run_id)
+        final = {d: float(v) for d, v in (rec or {}).get("final_loss", {}).items()} if rec else {}
+        objective = None
+        if why is None:
+            objective = float(sum(self.obj_w[j] * final[d] for j, d in enumerate(self.domains)))
+        entry = RunEntry(
+            run_id=launch.run_id, weights=launch.weights, fidelity=launch.fidelity, preset=launch.preset,
+            tokens=launch.tokens, seed=launch.seed, source=launch.source,
+            status="ok" if why is None else "failed", objective=objective, final_loss=final,
+            flops=float((rec or {}).get("flops") or launch.cost), wall_time=float((rec or {}).get("wall_time") or 0.0),
+            reason=why, attempts=reasons[:-1] if why is not None else reasons, record=rec, finished_at=time.time(),
+        )
+        self.state.append_run(entry)  # on disk before anything else sees it
+        self.new_runs += 1
+        self.tracker.log_run(entry)
+        best = self.state.best()
+        spent = _spent(self.state.runs)
+        self.tracker.log_progress(spent.runs, {
+            "best_objective": best.objective if best else None,
+            "budget_fraction": self.budget.fraction(spent, self.elapsed()),
+            "flops_spent": spent.flops,
+        })
+        msg = (f"{entry.run_id} {entry.status} objective {entry.objective:.4f}" if entry.ok
+               else f"{entry.run_id} failed after {len(reasons)} attempt(s): {str(why)[:120]}")
+        self._show(msg + f" ({entry.preset}, {entry.tokens} tokens)")
+        return False
+
+    def _show(self, event: str | None = None) -> None:
+        spent = _spent(self.state.runs)
+        best = self.state.best()
+        self.display.update(Snapshot(
+            done=len(self.state.ok_runs), running=len(self.state.meta["pending"]), failed=len(self.state.failed_runs),
+            best=best.objective if best else None, budget=self.budget.fraction(spent, self.elapsed()),
+            elapsed_s=self.elapsed()), event)
+
+    # --- the end ------------------------------------------------------------------------------------
+    def confirm(self, ray, proposal: dict) -> None:
+        """Train the proposal at the target fidelity (once per distinct proposal)."""
+        w = proposal["weights"]
+        target = len(self.fidelities) - 1
+        for r in self.state.runs:
+            if r.source == "confirm" and r.fidelity == target and all(abs(r.weights[d] - w[d]) < 1e-9 for d in w):
+                return
+        launch = self.make_launch(dict(w), target, "confirm")
+        task = ProxyTask(num_cpus=self.cfg.search.cpus_per_proxy, num_gpus=self.cfg.search.gpus_per_proxy)
+        self.display.message(f"confirmation run {launch.run_id} of the proposal at the target fidelity")
+        while True:
+            self.state.add_pending(launch)
+            ref = task.submit(data_dir=str(self.cfg.data_dir), preset=launch.preset, weights=launch.weights,
+                              tokens=launch.tokens, seed=launch.seed, settings=self.settings, threads=self.threads,
+                              device=self.cfg.proxy.device, train_fn=self.train_fn)
+            ray.wait([ref], num_returns=1)
+            if not self.finish(ray, ref, launch):
+                break
+
+
+def run_search(cfg, *, address: str | None = None, progress: bool = True,
+               train_fn: Callable | None = None) -> SearchResult:
+    """Run (or resume) the mixture search described by ``cfg`` and return its proposal and runs.
+
+    Args:
+        cfg: the job (``JobConfig``); its state lives under ``cfg.job_dir``.
+        address: a Ray cluster to join (else ``cfg.ray.address``, ``RAY_ADDRESS``, or embedded Ray).
+        progress: show the live progress display and data-preparation progress.
+        train_fn: replaces ``proxies.train_proxy`` in the workers (same signature); a test seam.
+    Raises:
+        ConfigError: the job exists with an incompatible config (see ``config_hash``).
+    """
+    from mixopt.tracking import Tracker, tracking_uri
+
+    s = _Search(cfg, progress=progress, train_fn=train_fn)
+    s.state.set(sessions=int(s.state.meta.get("sessions", 0)) + 1, heartbeat=time.time())
+    s.tracker = tracker = Tracker(cfg, s.state)
+    tracker.start()
+    status = "FAILED"
+    try:
+        with ray_session(cfg, address) as ray:
+            s.display.message(f"search {cfg.name}: strategy {cfg.search.strategy}, budget {s.budget.describe()}, "
+                              f"{len(s.state.runs)} run(s) on disk, job dir {cfg.job_dir.resolve()}")
+            s.run(ray)
+            s.display.close()
+            proposal, plots = build_proposal(cfg, s.state, s.domains, s.prior, s.domain_tokens, s.costs)
+            if proposal is not None and cfg.search.confirm:
+                s.confirm(ray, proposal)
+                proposal, plots = build_proposal(cfg, s.state, s.domains, s.prior, s.domain_tokens, s.costs)
+        if proposal is not None:
+            tracker.log_proposal(proposal, len(s.state.runs), plots)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        s.display.close()
+        s.state.set(elapsed_s=s.elapsed(), heartbeat=None)
+        tracker.close(status)
+    spent = _spent(s.state.runs)
+    return SearchResult(
+        job_dir=Path(cfg.job_dir).resolve(), proposal=proposal, runs=list(s.state.runs), spent=spent.to_dict(),
+        budget_fraction=s.budget.fraction(spent, s.elapsed()), tracking_uri=tracking_uri(cfg),
+        experiment=cfg.experiment_name(), parent_run_id=tracker.parent_run_id,
+        unlogged=list(s.state.meta.get("unlogged", [])), tracking_error=tracker.error, plots=plots,
+        resumed=s.resumed, new_runs=s.new_runs,
+    )

@@ -1,0 +1,61 @@
+"""Work on an existing job without running proxies: re-fit and propose, back-fill MLflow.
+
+Used by ``mixopt propose`` and ``mixopt report``; no Ray needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mixopt.errors import MixoptError
+from mixopt.search.proposal import build_proposal
+from mixopt.search.state import JobState, config_hash
+
+__all__ = ["backfill_tracking", "propose_from_state"]
+
+
+def _open(cfg) -> JobState:
+    state = JobState.load(cfg.job_dir)
+    if state.meta.get("config_hash") != config_hash(cfg):
+        raise MixoptError(f"{cfg.job_dir}: the job was run with a different data/tokenizer/proxy/seed config")
+    return state
+
+
+def propose_from_state(cfg, *, track: bool = True) -> tuple[dict | None, list[Path], JobState]:
+    """Re-fit the surrogate on the finished runs and propose (writes proposal.json and plots)."""
+    from mixopt.data import load_prepared
+    from mixopt.search.workers import proxy_flops
+
+    state = _open(cfg)
+    try:
+        data = load_prepared(cfg.data_dir)
+    except (FileNotFoundError, OSError) as e:
+        raise MixoptError(f"{cfg.data_dir}: prepared data missing ({e}); run `mixopt search` first") from None
+    domains = list(data.domains)
+    prior = np.asarray(data.prior(), dtype=np.float64)
+    tokens = np.array([len(data.train[d]) for d in domains], dtype=np.float64)
+    costs = [proxy_flops(f.preset, data.vocab_size, f.tokens, cfg.proxy.seq_len) for f in cfg.proxy.fidelity_list()]
+    proposal, plots = build_proposal(cfg, state, domains, prior, tokens, costs)
+    if track and proposal is not None and cfg.tracking.enabled:
+        from mixopt.tracking import Tracker
+
+        tracker = Tracker(cfg, state)
+        tracker.start()
+        tracker.log_proposal(proposal, len(state.runs), plots)
+        tracker.close(status="FINISHED")
+    return proposal, plots, state
+
+
+def backfill_tracking(cfg, timeout: float = 120.0) -> tuple[list[str], str | None]:
+    """Log every finished run not yet in MLflow; returns (ids still unlogged, tracking error or None)."""
+    from mixopt.tracking import Tracker
+
+    state = _open(cfg)
+    if not cfg.tracking.enabled or not state.meta.get("unlogged"):
+        return list(state.meta.get("unlogged", [])), None
+    tracker = Tracker(cfg, state)
+    tracker.start()  # queues the back-fill
+    tracker.close(status="FINISHED", timeout=timeout)
+    return list(state.meta.get("unlogged", [])), tracker.error

@@ -1,0 +1,110 @@
+"""The job's figures (matplotlib, Agg backend, PNG), written under ``<job_dir>/plots/``:
+
+* ``cv_predicted_vs_actual.png`` — out-of-fold surrogate predictions of the objective vs observed;
+* ``proposal_vs_prior.png`` — proposal, prior, uniform and best-run weights per domain;
+* ``best_vs_budget.png`` — best objective found vs cumulative proxy FLOPs (in finishing order);
+* ``loss_vs_fidelity.png`` — each run's objective vs its training FLOPs, one colour per fidelity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["cv_predictions", "write_plots"]
+
+
+def cv_predictions(surrogate, X: np.ndarray, Y: np.ndarray, seed: int, objective_weights=None,
+                   fidelity_columns=None) -> np.ndarray | None:
+    """Out-of-fold predictions (n, m) of the fitted surrogate's model (for ``auto``: the chosen one),
+    folds grouped by mixture; None when there are fewer than 4 runs."""
+    from mixopt.surrogates.auto import cross_validate
+
+    if len(X) < 4:
+        return None
+    base = getattr(surrogate, "estimator_", surrogate)
+    res = cross_validate(base, X, Y, n_folds=min(5, len(X)), objective_weights=objective_weights, seed=seed,
+                         fidelity_columns=fidelity_columns)
+    return np.asarray(res["oof"], dtype=np.float64).reshape(len(X), -1)
+
+
+def write_plots(out_dir: Path, cfg, runs, domains, proposal: dict, surrogate, X, Y, obj_w,
+                fidelity_columns=None) -> list[Path]:
+    """Draw the four figures; returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+
+    def save(fig, name: str) -> None:
+        p = out_dir / name
+        fig.tight_layout()
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+
+    # 1. CV predicted vs actual
+    pred = cv_predictions(surrogate, X, Y, cfg.seed, obj_w, fidelity_columns)
+    if pred is not None:
+        y = Y @ obj_w
+        yp = pred @ obj_w if pred.shape[1] == len(obj_w) else pred[:, 0]
+        fig, ax = plt.subplots(figsize=(4.5, 4.2))
+        ax.scatter(y, yp, s=18)
+        lo, hi = float(min(y.min(), yp.min())), float(max(y.max(), yp.max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        rmse = float(np.sqrt(np.mean((y - yp) ** 2)))
+        ax.set(xlabel="observed objective", ylabel="out-of-fold prediction",
+               title=f"{proposal.get('surrogate', '')} CV (RMSE {rmse:.3g})")
+        save(fig, "cv_predicted_vs_actual.png")
+
+    # 2. proposal vs prior weights
+    series = {"proposal": proposal["weights"], "prior": proposal["prior"]["weights"],
+              "uniform": proposal["uniform"]["weights"], f"best run {proposal['best_run']['run_id']}":
+              proposal["best_run"]["weights"]}
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * len(domains) + 2), 3.6))
+    width = 0.8 / len(series)
+    xs = np.arange(len(domains))
+    for i, (label, w) in enumerate(series.items()):
+        ax.bar(xs + i * width - 0.4 + width / 2, [w[d] for d in domains], width, label=label)
+    ax.set_xticks(xs, domains, rotation=30, ha="right")
+    ax.set(ylabel="weight", title="proposed mixture")
+    ax.legend(fontsize=7)
+    save(fig, "proposal_vs_prior.png")
+
+    ok = [r for r in runs if r.ok and r.objective is not None]
+    target = len(cfg.proxy.fidelity_list()) - 1
+    # 3. best objective vs budget spent
+    counted = sorted([r for r in runs if r.source != "confirm"], key=lambda r: r.finished_at)
+    spent, best, xs_b, ys_b = 0.0, np.inf, [], []
+    for r in counted:
+        spent += r.flops
+        if r.ok and r.objective is not None and r.fidelity == target:
+            best = min(best, r.objective)
+        if np.isfinite(best):
+            xs_b.append(spent)
+            ys_b.append(best)
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    if xs_b:
+        ax.step(xs_b, ys_b, where="post")
+    ax.set(xlabel="proxy FLOPs spent", ylabel="best objective (target fidelity)",
+           title=f"{cfg.search.strategy}: best vs budget")
+    save(fig, "best_vs_budget.png")
+
+    # 4. loss vs fidelity
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    fl = cfg.proxy.fidelity_list()
+    for f in sorted({r.fidelity for r in ok}):
+        rs = [r for r in ok if r.fidelity == f]
+        ax.scatter([r.flops for r in rs], [r.objective for r in rs], s=16,
+                   label=f"{fl[f].preset} / {fl[f].tokens:,} tok" if f < len(fl) else str(f))
+    ax.set_xscale("log")
+    ax.set(xlabel="training FLOPs", ylabel="objective", title="loss vs fidelity")
+    if ok:
+        ax.legend(fontsize=7)
+    save(fig, "loss_vs_fidelity.png")
+    return paths

@@ -1,0 +1,272 @@
+"""MLflow tracking for a search job: one experiment per job, a parent run, a nested child run per proxy.
+
+Layout (see ``docs/search.md``)::
+
+    experiment  cfg.experiment_name()            (artifacts under <workspace>/mlartifacts for sqlite)
+    └─ parent run "<job name>"                   tags mixopt.role=job; params: the flat job config;
+       │                                         metrics best_objective / budget_fraction vs runs done,
+       │                                         proposal/*; artifacts proposal.json, cv_table.json, plots/
+       └─ child run per proxy "<run id>"          tags mlflow.parentRunId, mixopt.run_id, strategy, status;
+                                                  params w.<domain>, preset, tokens, seed, fidelity;
+                                                  metrics val_loss/<domain> (step = tokens seen), objective
+
+Everything is logged from one daemon thread with ``MlflowClient.log_batch`` (three calls per child run),
+so a slow or dead server never stalls the search. Tracking is failure-tolerant: the first error marks the
+tracker *down* for the session (one warning), results stay on disk, and the ids not yet logged stay in
+``state.json`` (``unlogged``); the next ``mixopt search``/``report`` back-fills them. Logging is
+idempotent: a run whose ``mixopt.run_id`` already has a child run is not logged twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Tracker", "child_run_payload", "tracking_uri"]
+
+log = logging.getLogger(__name__)
+
+_MAX_PARAMS = 100  # log_batch limits
+_MAX_METRICS = 1000
+_PARAM_LEN = 6000
+
+
+def tracking_uri(cfg) -> str:
+    """``tracking.uri`` from the job, else ``MLFLOW_TRACKING_URI``, else sqlite in the workspace."""
+    return cfg.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri()
+
+
+def _chunks(seq: list, n: int) -> Iterable[list]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def child_run_payload(entry, strategy: str) -> tuple[dict[str, str], list[tuple[str, float, int]], dict[str, str]]:
+    """(params, metrics as (key, value, step), tags) of one finished run (``RunEntry``)."""
+    params = {f"w.{d}": f"{w:.6g}" for d, w in entry.weights.items()}
+    params |= {"preset": entry.preset, "tokens": str(entry.tokens), "seed": str(entry.seed),
+               "fidelity": str(entry.fidelity), "source": entry.source}
+    metrics: list[tuple[str, float, int]] = []
+    rec = entry.record or {}
+    seen = rec.get("tokens_seen") or rec.get("steps") or []
+    for d, losses in (rec.get("val_loss") or {}).items():
+        for step, v in zip(seen, losses, strict=False):
+            if v is not None and math.isfinite(float(v)):
+                metrics.append((f"val_loss/{d}", float(v), int(step)))
+    last = int(seen[-1]) if seen else int(entry.tokens)
+    for d, v in entry.final_loss.items():
+        if v is not None and math.isfinite(float(v)):
+            metrics.append((f"final_loss/{d}", float(v), last))
+    if entry.objective is not None and math.isfinite(entry.objective):
+        metrics.append(("objective", float(entry.objective), last))
+    for key in ("flops", "wall_time"):
+        v = getattr(entry, key)
+        if v is not None and math.isfinite(float(v)):
+            metrics.append((key, float(v), last))
+    tags = {"strategy": strategy, "status": entry.status, "mixopt.run_id": entry.run_id,
+            "mixopt.source": entry.source, "mixopt.attempts": str(len(entry.attempts) + 1)}
+    if entry.reason:
+        tags["mixopt.reason"] = entry.reason[:500]
+    return params, metrics, tags
+
+
+class Tracker:
+    """Asynchronous, failure-tolerant MLflow logger for one job.
+
+    ``state`` is the job's :class:`~mixopt.search.state.JobState` (for the parent run id and the
+    ``unlogged`` list). Call :meth:`start`, then :meth:`log_run` per finished run, :meth:`log_progress`,
+    :meth:`log_proposal`, and finally :meth:`close` (waits up to ``timeout`` seconds for the queue).
+    """
+
+    def __init__(self, cfg, state, *, enabled: bool | None = None):
+        self.cfg = cfg
+        self.state = state
+        self.enabled = cfg.tracking.enabled if enabled is None else enabled
+        self.uri = tracking_uri(cfg)
+        self.down = False
+        self.error: str | None = None
+        self.experiment_id: str | None = None
+        self.parent_run_id: str | None = None
+        self._client = None
+        self._logged: set[str] = set()
+        self._q: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    # --- public API (called from the search loop; never raises) ------------------------------------
+    def start(self, *, resume_status: str = "RUNNING") -> None:
+        """Open the experiment and parent run (in the background) and queue the back-fill."""
+        if not self.enabled:
+            return
+        self._thread = threading.Thread(target=self._worker, name="mixopt-mlflow", daemon=True)
+        self._thread.start()
+        self._submit(self._open)
+        self.backfill()
+
+    def backfill(self) -> None:
+        """Queue every finished run listed as not yet logged."""
+        ids = set(self.state.meta.get("unlogged", []))
+        for entry in self.state.runs:
+            if entry.run_id in ids:
+                self.log_run(entry)
+
+    def log_run(self, entry) -> None:
+        self._submit(lambda: self._log_child(entry))
+
+    def log_progress(self, step: int, metrics: dict[str, float]) -> None:
+        """Parent-run metrics at ``step`` (runs finished), e.g. best objective and budget fraction."""
+        self._submit(lambda: self._log_parent_metrics(step, metrics))
+
+    def log_proposal(self, proposal: dict, step: int, artifacts: list[Path]) -> None:
+        """Log the proposal (JSON artifact + metrics), the CV table and figure files on the parent."""
+        self._submit(lambda: self._log_proposal(proposal, step, artifacts))
+
+    def close(self, status: str = "FINISHED", timeout: float = 60.0) -> None:
+        """Finish the parent run and wait (bounded) for queued logging to drain."""
+        if self._thread is None:
+            return
+        self._submit(lambda: self._client.set_terminated(self.parent_run_id, status=status))
+        self._q.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._fail(f"gave up waiting {timeout:.0f}s for MLflow at {self.uri}")
+        self._thread = None
+
+    @property
+    def run_url_hint(self) -> str:
+        return self.uri
+
+    # --- worker thread ------------------------------------------------------------------------------
+    def _submit(self, fn: Callable[[], Any]) -> None:
+        if self.enabled and self._thread is not None and not self.down:
+            self._q.put(fn)
+
+    def _worker(self) -> None:
+        while True:
+            fn = self._q.get()
+            if fn is None:
+                return
+            if self.down:
+                continue
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - tracking must never kill the search
+                self._fail(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+    def _fail(self, why: str) -> None:
+        if not self.down:
+            self.down = True
+            self.error = why
+            n = len(self.state.meta.get("unlogged", []))
+            log.warning("MLflow tracking at %s failed (%s); results are on disk, %d run(s) not yet logged "
+                        "will be back-filled by the next `mixopt search`/`mixopt report`", self.uri, why[:200], n)
+
+    def _open(self) -> None:
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self._client = client = MlflowClient(tracking_uri=self.uri)
+        name = self.cfg.experiment_name()
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            loc = None
+            if self.uri.startswith("sqlite:") or self.uri.startswith("file:") or "://" not in self.uri:
+                loc = (Path(self.cfg.workspace_dir) / "mlartifacts").resolve().as_uri()
+            self.experiment_id = client.create_experiment(name, artifact_location=loc)
+        else:
+            self.experiment_id = exp.experiment_id
+            if exp.lifecycle_stage == "deleted":
+                client.restore_experiment(exp.experiment_id)
+        saved = self.state.meta.get("mlflow", {})
+        parent = None
+        if saved.get("parent_run_id") and saved.get("uri") == self.uri:
+            try:
+                parent = client.get_run(saved["parent_run_id"]).info.run_id
+            except mlflow.exceptions.MlflowException:
+                parent = None
+        if parent is None:
+            found = client.search_runs([self.experiment_id], "tags.`mixopt.role` = 'job'", max_results=1)
+            parent = found[0].info.run_id if found else None
+        if parent is None:
+            run = client.create_run(self.experiment_id, run_name=self.cfg.name,
+                                    tags={"mixopt.role": "job", "mixopt.job": self.cfg.name,
+                                          "strategy": self.cfg.search.strategy})
+            parent = run.info.run_id
+            self._log_config(parent)
+        else:
+            client.update_run(parent, status="RUNNING")
+        self.parent_run_id = parent
+        self.state.set(mlflow={"uri": self.uri, "experiment_id": self.experiment_id, "parent_run_id": parent})
+        # Which runs already have a child (a crash may have hit after logging but before bookkeeping).
+        token = None
+        while True:
+            page = client.search_runs([self.experiment_id], f"tags.`mlflow.parentRunId` = '{parent}'",
+                                      max_results=1000, page_token=token)
+            self._logged |= {r.data.tags.get("mixopt.run_id") for r in page}
+            token = page.token
+            if not token:
+                break
+        already = [r for r in self.state.meta.get("unlogged", []) if r in self._logged]
+        if already:
+            self.state.mark_logged(already)
+
+    def _log_config(self, run_id: str) -> None:
+        from mlflow.entities import Param
+
+        flat = self.cfg.to_flat_dict()
+        params = [Param(k, json.dumps(v) if isinstance(v, (list, dict)) else str(v))
+                  for k, v in sorted(flat.items())]
+        params = [Param(p.key, p.value[:_PARAM_LEN]) for p in params]
+        for chunk in _chunks(params, _MAX_PARAMS):
+            self._client.log_batch(run_id, params=chunk)
+
+    def _log_child(self, entry) -> None:
+        from mlflow.entities import Metric, Param
+
+        if entry.run_id in self._logged:
+            self.state.mark_logged([entry.run_id])
+            return
+        client = self._client
+        params, metrics, tags = child_run_payload(entry, self.cfg.search.strategy)
+        tags |= {"mlflow.parentRunId": self.parent_run_id, "mixopt.job": self.cfg.name}
+        run = client.create_run(self.experiment_id, run_name=entry.run_id, tags=tags)
+        rid = run.info.run_id
+        now = int(time.time() * 1000)
+        mlist = [Metric(k, v, now, s) for k, v, s in metrics]
+        plist = [Param(k, v[:_PARAM_LEN]) for k, v in params.items()]
+        client.log_batch(rid, metrics=mlist[:_MAX_METRICS], params=plist[:_MAX_PARAMS])
+        for rest in _chunks(plist[_MAX_PARAMS:], _MAX_PARAMS):
+            client.log_batch(rid, params=rest)
+        for rest in _chunks(mlist[_MAX_METRICS:], _MAX_METRICS):
+            client.log_batch(rid, metrics=rest)
+        client.set_terminated(rid, status="FINISHED" if entry.ok else "FAILED")
+        self._logged.add(entry.run_id)
+        self.state.mark_logged([entry.run_id])
+
+    def _log_parent_metrics(self, step: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        ms = [Metric(k, float(v), now, int(step)) for k, v in metrics.items() if v is not None and math.isfinite(v)]
+        for chunk in _chunks(ms, _MAX_METRICS):
+            self._client.log_batch(self.parent_run_id, metrics=chunk)
+
+    def _log_proposal(self, proposal: dict, step: int, artifacts: list[Path]) -> None:
+        metrics = {f"proposal/w.{d}": w for d, w in proposal.get("weights", {}).items()}
+        for key in ("predicted", "std", "observed"):
+            if isinstance(proposal.get(key), (int, float)):
+                metrics[f"proposal/{key}"] = float(proposal[key])
+        self._log_parent_metrics(step, metrics)
+        self._client.log_dict(self.parent_run_id, proposal, "proposal.json")
+        if proposal.get("cv_table") is not None:
+            self._client.log_dict(self.parent_run_id, {"cv_table": proposal["cv_table"]}, "cv_table.json")
+        for path in artifacts:
+            if Path(path).exists():
+                self._client.log_artifact(self.parent_run_id, str(path), artifact_path="plots")

@@ -1,0 +1,47 @@
+"""No strategy ever reads an unrevealed value: poisoning every unrevealed row changes nothing."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from replay_tables import pool_from_frame
+
+from mixopt.errors import MixoptError
+from mixopt.replay import Oracle, replay
+
+
+@pytest.mark.parametrize("name", ["random", "regmix", "mixing_law", "bo"])
+def test_poisoned_unrevealed_rows_do_not_change_any_choice(mf_table, name):
+    pool = pool_from_frame(mf_table, fidelity=mf_table["size"])
+    params = {"regmix": {"n_min": 5}, "mixing_law": {"n_min": 5, "refit_every": 3}}
+    kw = dict(seeds=[3], budget=10.0, n_init=4, strategy_params=params)
+    clean = replay(pool, [name], **kw).curves
+    revealed = set(zip(clean["candidate"], clean["fidelity_index"], strict=True))
+    poisoned = copy.deepcopy(pool)
+    for c in range(pool.X.shape[0]):
+        for f in range(pool.Y.shape[1]):
+            if (c, f) not in revealed:
+                poisoned.Y[c, f] = np.nan  # any read would crash the History or the fit
+    dirty = replay(poisoned, [name], **kw).curves
+    cols = ["candidate", "fidelity_index", "recommended", "cum_cost"]
+    assert len(clean) >= 8
+    assert clean[cols].equals(dirty[cols])
+
+
+def test_oracle_hands_out_only_revealed_rows(mf_table):
+    pool = pool_from_frame(mf_table, fidelity=mf_table["size"])
+    oracle = Oracle(pool)
+    assert oracle.history().n == 0
+    cost = oracle.reveal(5, 0)
+    oracle.reveal(9, 1)
+    h = oracle.history()
+    assert cost == pytest.approx(1 / 8)
+    assert np.allclose(h.X, pool.X[[5, 9]]) and h.fidelity_index.tolist() == [0, 1]
+    assert np.allclose(h.y, [pool.objective[5, 0], pool.objective[9, 1]])
+    assert oracle.accessed == [(5, 0), (9, 1)]
+    with pytest.raises(MixoptError, match="already revealed"):
+        oracle.reveal(5, 0)
+    with pytest.raises(MixoptError, match="outside the pool"):
+        oracle.reveal(60, 0)

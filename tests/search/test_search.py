@@ -1,0 +1,173 @@
+"""The search loop end to end: real Ray (the session's `ray_cluster`), real proxies, real MLflow sqlite."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from mixopt.cli import main
+from mixopt.search import read_runs, run_search
+from mixopt.search.loop import _run_seed
+
+pytestmark = pytest.mark.integration
+
+
+def write_job(cfg, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+def _children(cfg, parent_run_id: str):
+    client = MlflowClient(cfg.tracking_uri())
+    exp = client.get_experiment_by_name(cfg.experiment_name())
+    return client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+
+
+def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tmp_path, capsys):
+    cfg = tiny_job("e2e", search={"strategy": "bo", "n_init": 3}, budget={"runs": 5})
+    res = run_search(cfg, progress=False)
+    runs = read_runs(cfg.job_dir / "runs.jsonl")
+    assert [r.run_id for r in runs if r.ok] and len(runs) == 5
+    assert sorted(r.run_id for r in runs) == [f"r{i:04d}" for i in range(5)]
+    assert all(r.ok and math.isfinite(r.objective) for r in runs)
+    assert [r.source for r in sorted(runs, key=lambda r: r.run_id)] == ["init"] * 3 + ["ask"] * 2
+    domains = list(cfg.domains)
+    # each objective is the mean of the per-domain final losses
+    r0 = runs[0]
+    assert r0.objective == pytest.approx(np.mean([r0.final_loss[d] for d in domains]))
+
+    p = res.proposal
+    assert set(p["weights"]) == set(domains)
+    assert sum(p["weights"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert min(p["weights"].values()) >= -1e-9
+    assert math.isfinite(p["predicted"])
+    assert math.isfinite(p["prior"]["predicted"]) and math.isfinite(p["uniform"]["predicted"])
+    assert p["best_run"]["objective"] == pytest.approx(min(r.objective for r in runs))
+    assert json.loads((cfg.job_dir / "proposal.json").read_text())["weights"] == p["weights"]
+    assert {x.name for x in res.plots} == {"cv_predicted_vs_actual.png", "proposal_vs_prior.png",
+                                           "best_vs_budget.png", "loss_vs_fidelity.png"}
+    assert all(x.stat().st_size > 1000 for x in res.plots)
+
+    # MLflow: one parent, one nested child per proxy carrying its weights
+    assert res.unlogged == [] and res.tracking_error is None
+    kids = {k.data.tags["mixopt.run_id"]: k for k in _children(cfg, res.parent_run_id)}
+    assert set(kids) == {r.run_id for r in runs}
+    for r in runs:
+        for d in domains:
+            assert float(kids[r.run_id].data.params[f"w.{d}"]) == pytest.approx(r.weights[d], rel=1e-5)
+        assert kids[r.run_id].data.metrics["objective"] == pytest.approx(r.objective)
+    client = MlflowClient(cfg.tracking_uri())
+    arts = {a.path for a in client.list_artifacts(res.parent_run_id)}
+    assert {"proposal.json", "plots"} <= arts
+
+    # Same job again: nothing is re-run.
+    again = run_search(cfg, progress=False)
+    assert again.new_runs == 0 and again.resumed
+    assert len(read_runs(cfg.job_dir / "runs.jsonl")) == 5
+
+    # A larger budget resumes and adds exactly the difference.
+    more = cfg.model_copy(deep=True)
+    more.budget.runs = 6
+    ext = run_search(more, progress=False)
+    assert ext.new_runs == 1
+    assert [r.run_id for r in read_runs(cfg.job_dir / "runs.jsonl")][:5] == [r.run_id for r in runs]
+
+    # CLI verbs on the finished job.
+    job = write_job(more, tmp_path / "e2e.yaml")
+    capsys.readouterr()
+    assert main(["status", str(job)]) == 0
+    out = capsys.readouterr().out
+    assert "6 done" in out and "0 failed" in out and "runs 100% used" in out
+    assert main(["report", str(job)]) == 0
+    out = capsys.readouterr().out
+    assert "predicted objective" in out and "best_vs_budget.png" in out and "mixopt ui" in out
+    assert main(["propose", str(job)]) == 0
+    assert "proposal" in capsys.readouterr().out
+    assert main(["ui", str(job), "--print-command"]) == 0
+    out = capsys.readouterr().out
+    assert "http://127.0.0.1:5000" in out and f"--backend-store-uri {cfg.tracking_uri()}" in out
+    with pytest.warns(UserWarning, match="reachable from other machines"):
+        main(["ui", str(job), "--host", "0.0.0.0", "--print-command"])
+
+    # A changed proxy config is refused with a one-line error (exit 2), nothing touched.
+    changed = more.model_copy(deep=True)
+    changed.proxy.tokens = 65_536
+    bad = write_job(changed, tmp_path / "changed.yaml")
+    before = (cfg.job_dir / "runs.jsonl").read_bytes()
+    assert main(["search", str(bad), "--quiet"]) == 2
+    assert "different data/tokenizer/proxy/seed config" in capsys.readouterr().err
+    assert (cfg.job_dir / "runs.jsonl").read_bytes() == before
+
+
+def _flaky_train(config, data, weights, *, tokens, seed, settings, threads, marker):
+    """r0000 diverges (huge lr -> status failed); r0001's worker dies on its first attempt."""
+    from proxies import train_proxy
+
+    marker = Path(marker)
+    if seed == _run_seed(0, 0):
+        settings = dataclasses.replace(settings, lr=1e4, warmup=0.0)
+    elif seed == _run_seed(0, 1) and not marker.exists():
+        marker.write_text("crashed once")
+        os._exit(1)  # the Ray worker process dies
+    return train_proxy(config, data, weights, tokens=tokens, seed=seed, settings=settings, threads=threads)
+
+
+def test_failing_proxy_is_retried_then_marked_failed(ray_cluster, tiny_job, tmp_path):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import test modules
+    marker = tmp_path / "marker"
+    cfg = tiny_job("flaky", search={"strategy": "random", "n_init": 4, "max_retries": 1}, budget={"runs": 4})
+    assert cfg.seed == 0
+    res = run_search(cfg, progress=False, train_fn=functools.partial(_flaky_train, marker=str(marker)))
+    runs = {r.run_id: r for r in read_runs(cfg.job_dir / "runs.jsonl")}
+    assert len(runs) == 4
+    bad = runs["r0000"]
+    assert bad.status == "failed" and bad.objective is None
+    assert len(bad.attempts) == 1  # one retry (max_retries=1), then given up
+    assert "loss" in bad.reason
+    crashed = runs["r0001"]
+    assert crashed.ok and len(crashed.attempts) == 1
+    assert "Crashed" in crashed.attempts[0] or "Died" in crashed.attempts[0] or "Worker" in crashed.attempts[0]
+    assert marker.exists()
+    assert all(runs[r].ok for r in ("r0002", "r0003"))
+    # the failed run is excluded from the fit, the search still proposes
+    assert res.proposal is not None and res.proposal["n_fit"] == 3 and res.proposal["n_failed"] == 1
+    kids = {k.data.tags["mixopt.run_id"]: k for k in _children(cfg, res.parent_run_id)}
+    assert kids["r0000"].info.status == "FAILED"
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tracking_down_loses_no_results_and_report_backfills(ray_cluster, tiny_job, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    down = tiny_job("down", search={"strategy": "regmix", "n_init": 2}, budget={"runs": 2},
+                    tracking={"uri": f"http://127.0.0.1:{_closed_port()}"})
+    res = run_search(down, progress=False)
+    ids = sorted(r.run_id for r in read_runs(down.job_dir / "runs.jsonl"))
+    assert ids == ["r0000", "r0001"]
+    assert sorted(res.unlogged) == ids and res.tracking_error
+    assert res.proposal is not None
+    up = down.model_copy(deep=True)
+    up.tracking.uri = None  # the local store is reachable
+    assert main(["report", str(write_job(up, tmp_path / "up.yaml"))]) == 0
+    state = json.loads((down.job_dir / "state.json").read_text())
+    assert state["unlogged"] == []
+    parent = state["mlflow"]["parent_run_id"]
+    assert sorted(k.data.tags["mixopt.run_id"] for k in _children(up, parent)) == ids
