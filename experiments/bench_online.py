@@ -153,6 +153,59 @@ def train(method: str, weights, seed: int, args, train_pools, val, reference=Non
             "mix_s": upd_time, "wall_s": wall, "n_upd": n_upd}
 
 
+def demo(args) -> None:
+    """The same comparison on the demo corpus with the CPU-tiny dense proxy (held-out loss, nats/token)."""
+    import tempfile
+
+    from mixopt.config import load_job_config
+    from mixopt.data import MixtureSampler, build_demo_corpus, prepare_data
+    from proxies import ProxyConfig, build_model, evaluate
+
+    work = tempfile.mkdtemp(prefix="bench_online_demo_")
+    build_demo_corpus(work, seed=0)
+    cfg = load_job_config(f"{work}/job.yaml")
+    cfg.workspace, cfg.tokenizer.vocab_size = f"{work}/ws", 512
+    data = prepare_data(cfg, progress=False)
+    val = data.val_sequences(args.seq, 8192)
+    methods = args.methods.split(",")
+    res: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    for seed in range(args.seed_offset, args.seed_offset + args.seeds):
+        for m in methods:
+            torch.manual_seed(seed)
+            model = build_model(ProxyConfig.preset("dense-tiny").with_vocab(data.vocab_size))
+            opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / args.steps, 1.0))))
+            sampler = MixtureSampler(data, data.prior(), seq_len=args.seq, batch_size=args.batch, seed=seed)
+            params = dict(args.default_params) if m == "default" else {}
+            mixing = OnlineMixing(make_mixer(m, data.domains, data.prior(), seed=seed, **params), sampler,
+                                  update_every=args.update_every)
+            for step in range(1, args.steps + 1):
+                tokens, dom = sampler.next_batch()
+                logits = model(tokens[:, :-1]).logits_BTV
+                loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                seq_loss, n_tok = per_sequence_loss(logits, tokens[:, 1:])
+                mixing.observe(seq_loss, dom, n_tok)
+                mixing.step(step)
+            ev = evaluate(model, val, 32)
+            res[m].append(np.array([ev[d] for d in data.domains]))
+            print(f"seed {seed} {m}: " + " ".join(f"{d}={ev[d]:.3f}" for d in data.domains)
+                  + "  final w " + " ".join(f"{x:.2f}" for x in mixing.history[-1][1]), flush=True)
+    base = np.array([r.mean() for r in res[methods[0]]])
+    print(f"\ndemo corpus, dense-tiny, {args.steps} steps x {args.batch} x {args.seq}, prior = token shares; "
+          f"domains {data.domains}")
+    for m in methods:
+        avg = np.array([r.mean() for r in res[m]])
+        d = avg - base
+        se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+        print(f"{m:12s} mean val loss {avg.mean():.4f}  diff vs {methods[0]} {d.mean():+.4f} (2se {2 * se:.4f})  "
+              + " ".join(f"{x:.3f}" for x in np.mean(res[m], axis=0)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
@@ -165,8 +218,11 @@ def main() -> None:
     ap.add_argument("--methods", default="stratified,static,odm,exp3,aioli,default,default+ref")
     ap.add_argument("--default-params", type=json.loads, default={},
                     help='JSON overrides for the default mixer, e.g. \'{"temperature": 3}\'')
+    ap.add_argument("--demo", action="store_true", help="demo corpus + dense-tiny proxy instead of synthetic")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.demo:
+        return demo(args)
     statics = {"static[.1,.3,.5,.1]": [0.1, 0.3, 0.5, 0.1], "static[.1,.2,.6,.1]": [0.1, 0.2, 0.6, 0.1],
                "static[.2,.3,.4,.1]": [0.2, 0.3, 0.4, 0.1]}
     runs: list[tuple[str, str, dict | None]] = []

@@ -71,7 +71,8 @@ def main() -> None:
             name = label.split(":")[0]
             t0 = time.time()
             res = replay(pool, [name], seeds=args.seeds, budget=args.budget, n_init=10,
-                         strategy_params={name: params.get(name, {}) | extra})
+                         strategy_params={name: params.get(name, {}) | extra},
+                         progress=lambda s, k, t0=t0: print(f"  {s} seed {k} ({time.time() - t0:.0f}s)", flush=True))
             dt = time.time() - t0
             s = res.summary.iloc[0]
             c = res.curves

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from mixopt.acquisition import select_batch
 from mixopt.constraints import Constraints, FeasibleSet, kl_divergence
@@ -121,7 +122,7 @@ def _slsqp(f, starts, fs: FeasibleSet) -> list[np.ndarray]:
     out = []
     for x0 in starts:
         res = minimize(lambda w: float(f(fs._fix_sum(w))[0][0]), x0, method="SLSQP",
-                       bounds=list(zip(fs.lo, fs.hi)), constraints=cons,
+                       bounds=list(zip(fs.lo, fs.hi, strict=True)), constraints=cons,
                        options={"maxiter": 100, "ftol": 1e-10, "eps": 1e-5})
         out.append(fs.project(res.x))
     return out
@@ -133,11 +134,22 @@ def propose(surrogate, domains: Sequence[str], *, objective_weights=None, constr
     """Minimise the fitted ``surrogate``'s predicted objective over feasible mixtures of ``domains``.
 
     objective_weights: ``(m,)`` weights of the targets in the objective (default: mean).
-    constraints: :class:`Constraints` (default: none beyond the simplex). prior: ``(k,)`` natural mixture
-    (default uniform), the centre of the candidate sampler and the reference of the KL bound.
-    method: ``"auto" | "sample_topk" | "slsqp"``. Returns a :class:`Proposal`; infeasible constraints
-    raise a one-line :class:`MixoptError`.
+    constraints: :class:`Constraints` (default: only the simplex). prior: ``(k,)`` natural mixture
+    (default uniform) — the centre of the candidate sampler and the reference of the KL bound.
+    method: ``"auto" | "sample_topk" | "slsqp"``; n_candidates sampled for ``sample_topk`` (and as SLSQP
+    starts), averaged over the ``top_k`` best; ``n_starts`` SLSQP starts; target_names label
+    ``predicted_targets``. Returns a :class:`Proposal`; infeasible constraints raise a one-line
+    :class:`MixoptError`.
     """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _propose(surrogate, domains, objective_weights=objective_weights, constraints=constraints,
+                        prior=prior, method=method, seed=seed, n_candidates=n_candidates, top_k=top_k,
+                        n_starts=n_starts, target_names=target_names)
+
+
+def _propose(surrogate, domains: Sequence[str], *, objective_weights=None, constraints: Constraints | None = None,
+            prior=None, method: str = "auto", seed: int = 0, n_candidates: int = 20000, top_k: int = 100,
+            n_starts: int = 4, target_names: Sequence[str] | None = None) -> Proposal:
     domains = list(domains)
     k = len(domains)
     if not hasattr(surrogate, "n_targets_"):
@@ -181,9 +193,9 @@ def propose(surrogate, domains: Sequence[str], *, objective_weights=None, constr
     reason = (f"chosen by {getattr(surrogate, 'n_folds', '?')}-fold CV on the objective (Spearman)"
               if chosen else "requested")
     return Proposal(
-        weights={d: float(x) for d, x in zip(domains, w)},
+        weights={d: float(x) for d, x in zip(domains, w, strict=True)},
         predicted=float(val[0]),
-        predicted_targets={n: float(v) for n, v in zip(names, per[0])} if m > 1 else None,
+        predicted_targets={n: float(v) for n, v in zip(names, per[0], strict=False)} if m > 1 else None,
         std=float(std[0]) if getattr(surrogate, "has_std", False) else None,
         surrogate=surrogate_name(surrogate),
         reason=reason,

@@ -89,14 +89,17 @@ def _common_prefix(strs: list[str]) -> str:
 
 
 def match_targets_to_domains(target_names: Sequence[str], domains: Sequence[str]) -> list[int] | None:
-    """For each target, the index of the domain whose name it contains (longest match wins).
+    """For each target, the index of the domain whose name it contains as a whole word (delimited by
+    non-alphanumerics; the longest match wins).
 
     Returns ``None`` if any target names no domain (e.g. a mean or downstream-task target).
     """
     out = []
+    pats = [re.compile(r"(?:^|[^a-z0-9])" + re.escape(d.lower()) + r"(?:$|[^a-z0-9])") if d else None
+            for d in domains]
     for t in target_names:
         tl = t.lower()
-        hits = [i for i, d in enumerate(domains) if d and d.lower() in tl]
+        hits = [i for i, rx in enumerate(pats) if rx is not None and rx.search(tl)]
         if not hits:
             return None
         out.append(max(hits, key=lambda i: len(domains[i])))
@@ -326,7 +329,7 @@ def load_run_table(paths, *, weights, targets, fidelity=None, on: str | None = N
                 )
             on = common.pop()
         df = None
-        for p, f in zip(paths, frames):
+        for p, f in zip(paths, frames, strict=True):
             f = f.rename(columns=str)
             if on not in f.columns:
                 raise TableError(f"{p}: join column {on!r} not found")

@@ -242,8 +242,9 @@ def cluster_status(address: str | None, job_id: str) -> JobState:
     )
 
 
-def print_cluster_status(address: str | None, job_id: str, out: TextIO = sys.stdout) -> int:
+def print_cluster_status(address: str | None, job_id: str, out: TextIO | None = None) -> int:
     """Print one job's state (for ``mixopt status --address``); exit code 0 unless it FAILED/STOPPED."""
+    out = out or sys.stdout
     st = cluster_status(address, job_id)
     took = ""
     if st.start_time:
@@ -266,8 +267,11 @@ def wait_for_job(address: str | None, job_id: str, *, timeout_s: float = 600.0, 
         time.sleep(poll_s)
 
 
-def stream_logs(address: str | None, job_id: str, *, follow: bool = False, out: TextIO = sys.stdout) -> JobState:
-    """Write the job's driver log to ``out`` (all of it; with ``follow``, until the job ends)."""
+def stream_logs(
+    address: str | None, job_id: str, *, follow: bool = False, out: TextIO | None = None
+) -> JobState:
+    """Write the job's driver log to ``out`` (default stdout; all of it, or with ``follow`` until the end)."""
+    out = out or sys.stdout
     client = job_client(address)
     try:
         if not follow:

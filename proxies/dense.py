@@ -62,10 +62,10 @@ class Transformer(nn.Module):
                 nn.init.normal_(p, std=out_std if residual_out else 0.02)
 
     def forward(self, idx_BT: torch.Tensor) -> ModelOutput:
-        T = idx_BT.shape[1]
-        if T > self.cfg.max_seq_len:
-            raise ValueError(f"sequence length {T} exceeds max_seq_len {self.cfg.max_seq_len}")
-        cos_TK, sin_TK = self.rotary(T)
+        seq_len = idx_BT.shape[1]
+        if seq_len > self.cfg.max_seq_len:
+            raise ValueError(f"sequence length {seq_len} exceeds max_seq_len {self.cfg.max_seq_len}")
+        cos_TK, sin_TK = self.rotary(seq_len)
         x_BTD = self.embed(idx_BT)
         aux = x_BTD.new_zeros((), dtype=torch.float32)
         for block in self.blocks:

@@ -57,9 +57,12 @@ class MoEFeedForward(nn.Module):
     def forward(self, x_BTD: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         B, T, D = x_BTD.shape
         x_ND = x_BTD.reshape(B * T, D)
-        r = self.router(x_ND)
-        y_ND = moe_experts(x_ND, r.expert_idx_NK, r.weight_NK.to(x_ND.dtype), self.w_gate_EDF.to(x_ND.dtype),
-                           self.w_up_EDF.to(x_ND.dtype), self.w_down_EFD.to(x_ND.dtype), impl=self.impl)
+        r = self.router(x_ND)                                   # fp32 routing
+        dev = x_ND.device.type                                  # experts run in the autocast dtype (bf16)
+        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x_ND.dtype
+        x_ND = x_ND.to(dtype)
+        y_ND = moe_experts(x_ND, r.expert_idx_NK, r.weight_NK.to(dtype), self.w_gate_EDF.to(dtype),
+                           self.w_up_EDF.to(dtype), self.w_down_EFD.to(dtype), impl=self.impl)
         aux = self.aux_loss_weight * r.balance_loss + self.z_loss_weight * r.z_loss
         self.last_stats = {"balance_loss": r.balance_loss.detach(), "z_loss": r.z_loss.detach()}
         return y_ND.view(B, T, D), aux

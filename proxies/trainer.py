@@ -70,7 +70,7 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
     t_start = time.perf_counter()
     settings = settings or TrainSettings()
     w = validate_weights(weights, data.domains)
-    weights_d = {d: float(x) for d, x in zip(data.domains, w)}
+    weights_d = {d: float(x) for d, x in zip(data.domains, w, strict=True)}
     config = config.with_vocab(data.vocab_size)
     if settings.seq_len > config.max_seq_len:
         config = config.replace(max_seq_len=settings.seq_len)

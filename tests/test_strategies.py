@@ -111,7 +111,7 @@ def test_bo_multi_fidelity_ask_never_repeats_a_revealed_pair():
     Y = _targets(X[idx]) + np.where(np.array(fids)[:, None] == 0, 0.3, 0.0)
     h = History(X[idx], fids, Y.mean(1), np.where(np.array(fids) == 0, 0.125, 1.0), Y)
     picks = make_strategy("bo", seed=0).ask(h, X, [0.125, 1.0], 3)
-    revealed = set(zip(idx, fids))
+    revealed = set(zip(idx, fids, strict=True))
     assert len(picks) == 3 and len(set(picks)) == 3
     assert not revealed & set(picks)
     assert all(f in (0, 1) for _, f in picks)

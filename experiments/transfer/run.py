@@ -118,7 +118,7 @@ def run_searches(cfg: ExperimentConfig, base, objectives: dict[str, dict[str, fl
     from mixopt.search.state import read_runs
 
     out = {}
-    cache = Path(cfg.workspace) / "searches"
+    cache = Path(cfg.workspace) / "searches" / cfg.name
     cache.mkdir(parents=True, exist_ok=True)
     for obj, ow in objectives.items():
         for strategy in cfg.search.strategies:
@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, help="experiment YAML (default: config.yaml, or quick.yaml with --quick)")
     ap.add_argument("--quick", action="store_true", help="smoke version (quick.yaml, ~3 min)")
     ap.add_argument("--strategies", help="comma-separated subset of the config's strategies ('' = no search)")
+    ap.add_argument("--objectives", help="comma-separated subset of the config's objectives")
     ap.add_argument("--workers", type=int, help="parallel training processes (default: config)")
     ap.add_argument("--results", type=Path, help="results folder (default: results/ or results/quick/)")
     args = ap.parse_args(argv)
@@ -235,6 +236,12 @@ def run(args) -> int:
         if unknown:
             raise ConfigError(f"--strategies: {unknown} not in the config's {cfg.search.strategies}")
         cfg.search.strategies = chosen
+    if args.objectives is not None:
+        chosen = [o for o in args.objectives.split(",") if o]
+        unknown = sorted(set(chosen) - set(cfg.objectives))
+        if unknown or not chosen:
+            raise ConfigError(f"--objectives: {unknown or 'none'} not in the config's {sorted(cfg.objectives)}")
+        cfg.objectives = {o: cfg.objectives[o] for o in chosen}
     if args.workers:
         cfg.workers = args.workers
     results_dir = args.results or HERE / "results" / ("quick" if args.quick else "")
@@ -295,9 +302,12 @@ def run(args) -> int:
     print(f"{len(mixtures)} mixtures -> {len(jobs)} training runs ({cfg.workers} workers)", flush=True)
 
     def on_done(job, rec, fresh):
-        for name in names[job["key"]]:
-            m = mixtures[name]
-            tracker.log_train(job, rec, name, m["kind"], job["scale"], objectives)
+        try:
+            for name in names[job["key"]]:
+                tracker.log_train(job, rec, name, mixtures[name]["kind"], job["scale"], objectives)
+        except Exception as e:  # noqa: BLE001 - the record is on disk; the next run back-fills MLflow
+            print(f"  warning: MLflow logging of {job['key']} failed ({type(e).__name__}: {e}); "
+                  "it is logged by the next run", flush=True)
 
     t0 = time.time()
     from transfer_train import run_jobs
@@ -312,6 +322,11 @@ def run(args) -> int:
                             "wall_time": rec.get("wall_time"), "tokens_per_s": rec.get("tokens_per_s"),
                             "extra": rec.get("extra") or {}})
 
+    if args.strategies is None and args.objectives is None:  # a complete run: drop stale MLflow runs
+        pruned = tracker.prune({j["key"] for j in jobs})
+        if pruned:
+            print(f"deleted {pruned} stale training run(s) from MLflow (settings changed since)", flush=True)
+
     # 3. statistics, table, plot, MLflow summary
     from transfer_analysis import summarise, write_outputs
 
@@ -320,7 +335,8 @@ def run(args) -> int:
     meta = {
         "command": "python experiments/transfer/run.py" + (" --quick" if args.quick else "")
         + (f" --config {args.config}" if args.config else "")
-        + (f" --strategies '{args.strategies}'" if args.strategies is not None else ""),
+        + (f" --strategies '{args.strategies}'" if args.strategies is not None else "")
+        + (f" --objectives {args.objectives}" if args.objectives is not None else ""),
         "config": cfg.model_dump(mode="json"), "domains": domains, "prior": prior.tolist(),
         "objectives": objectives, "sizes": sizes, "mixtures": mixtures,
         "searches": {f"{o}/{s}": {k: v for k, v in d.items() if k != "runs"} for (o, s), d in searches.items()},

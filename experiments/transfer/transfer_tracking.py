@@ -75,6 +75,15 @@ class TransferTracker:
         self.client.set_terminated(run.info.run_id, "FINISHED" if rec.get("status") == "ok" else "FAILED")
         self.logged.add(job["key"])
 
+    def prune(self, keep: set[str]) -> int:
+        """Delete (soft) the training runs whose job key is not in ``keep`` (stale runs of changed settings)."""
+        n = 0
+        for r in self.client.search_runs([self.exp_id], "tags.`transfer.role` = 'train'", max_results=50_000):
+            if r.data.tags.get("transfer.job_key") not in keep:
+                self.client.delete_run(r.info.run_id)
+                n += 1
+        return n
+
     def log_summary(self, flat_params: dict, metrics: dict[str, float], files: list[Path]) -> str:
         """The experiment's summary run: config params, summary metrics and the result files."""
         import mlflow

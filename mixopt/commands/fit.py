@@ -66,7 +66,8 @@ def _kv(text: str | None, what: str):
     return out
 
 
-def _print_cv(rows: list[dict], file=sys.stdout) -> None:
+def _print_cv(rows: list[dict], file=None) -> None:
+    file = file or sys.stdout
     print(f"{'surrogate':<12} {'spearman':>9} {'mae':>9} {'tgt_sp':>8} {'tgt_mae':>8} {'secs':>7}  note", file=file)
     for r in rows:
         if "skipped" in r:
@@ -133,7 +134,7 @@ def run_fit(args: argparse.Namespace) -> int:
                      "targets": table.target_names, "fidelity": table.fidelity_names,
                      "skipped": table.skipped},
            "surrogate": args.surrogate, "chosen": getattr(surrogate, "chosen_", args.surrogate),
-           "objective_weights": dict(zip(table.target_names, ow.tolist()))}
+           "objective_weights": dict(zip(table.target_names, ow.tolist(), strict=True))}
     proposal = None
     if args.propose:
         prior = _kv(args.prior, "--prior")

@@ -70,7 +70,7 @@ def cmd_search(args) -> int:
     else:
         print("no proposal: fewer than two successful runs")
     if result.plots:
-        print(f"plots: {result.plots[0].parent}/")
+        print(f"plots: {result.plots[0].parent.resolve()}/")
     print(f"runs: {result.job_dir / 'runs.jsonl'}")
     print(f"MLflow: {result.tracking_uri} (experiment {result.experiment!r})")
     if result.unlogged:
@@ -142,7 +142,7 @@ def cmd_propose(args) -> int:
     print(format_proposal(proposal))
     print(f"proposal: {cfg.job_dir / 'proposal.json'}")
     if plots:
-        print(f"plots: {plots[0].parent}/")
+        print(f"plots: {plots[0].parent.resolve()}/")
     return 0
 
 

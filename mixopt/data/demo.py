@@ -22,6 +22,7 @@ import json
 import sysconfig
 import warnings
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +37,11 @@ _SKIP_PARTS = {"site-packages", "test", "tests", "idle_test", "lib2to3", "__pyca
 _MAX_FILE_BYTES = 60_000
 
 
-def _stdlib_files() -> list[Path]:
+@lru_cache(maxsize=1)
+def _stdlib_files() -> tuple[Path, ...]:
     root = Path(sysconfig.get_paths()["stdlib"])
     files = [f for f in root.rglob("*.py") if not (_SKIP_PARTS & set(f.relative_to(root).parts))]
-    return sorted(files, key=lambda f: f.relative_to(root).as_posix())
+    return tuple(sorted(files, key=lambda f: f.relative_to(root).as_posix()))
 
 
 def _take(texts, budget: int) -> list[str]:

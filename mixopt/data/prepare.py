@@ -22,7 +22,7 @@ import numpy as np
 from mixopt.config import JobConfig
 from mixopt.data.shards import (
     PreparedData,
-    atomic_write_bytes,
+    atomic_writer,
     load_prepared,
     read_manifest,
     shard_dtype,
@@ -93,7 +93,8 @@ def prepare_data(cfg: JobConfig, progress: bool = True) -> PreparedData:
         old_tok_path = Path(old_tok.get("path", "")) if old_tok else None
         if old_tok_path is not None and not old_tok_path.is_absolute():
             old_tok_path = data_dir / old_tok_path
-        if old_tok.get("inputs") == inputs and old_tok_path is not None and old_tok_path.is_file():
+        reuse = cfg.tokenizer.path is None and old_tok.get("inputs") == inputs  # a given file is always re-hashed
+        if reuse and old_tok_path is not None and old_tok_path.is_file():
             tok_path, tok_hash, trained = old_tok_path, old_tok["hash"], False
         else:
             samples = None
@@ -164,20 +165,22 @@ def _write_domain(cfg: JobConfig, name: str, tok, eos_id: int, dtype: np.dtype, 
     order = np.random.default_rng(SPLIT_SEED).permutation(len(docs))
     docs = [docs[i] for i in order]
     t0 = time.perf_counter()
-    chunks, lengths = [], []
+    lengths = []
     step = 2048
-    with tqdm(total=len(docs), desc=f"tokenize {name}", disable=not progress, unit="doc") as bar:
+    # tokens stream to a temporary file (the validation split is the tail, so nothing has to move);
+    # it replaces the shard only if the whole domain encoded and the split is valid
+    with atomic_writer(path) as f, tqdm(total=len(docs), desc=f"tokenize {name}", disable=not progress,
+                                        unit="doc") as bar:
         for start in range(0, len(docs), step):
             t, ln = encode_documents(tok, docs[start : start + step], eos_id, dtype)
-            chunks.append(t)
+            f.write(memoryview(t))
             lengths.append(ln)
             bar.update(len(ln))
-    tokens = np.concatenate(chunks)
-    doc_lengths = np.concatenate(lengths)
-    n_train, n_val_docs = split_point(doc_lengths, cfg.data.val_tokens, name)
-    atomic_write_bytes(path, memoryview(tokens))
+        doc_lengths = np.concatenate(lengths)
+        n_train, n_val_docs = split_point(doc_lengths, cfg.data.val_tokens, name)
+    n_tokens = int(doc_lengths.sum())
     secs = time.perf_counter() - t0
-    log.info("domain %s: %d documents, %d tokens (%.0f tokens/s)", name, len(docs), len(tokens), len(tokens) / max(secs, 1e-9))
+    log.info("domain %s: %d documents, %d tokens (%.0f tokens/s)", name, len(docs), n_tokens, n_tokens / max(secs, 1e-9))
     return {
         "file": f"shards/{path.name}",
         "source": _where(src),
@@ -185,9 +188,9 @@ def _write_domain(cfg: JobConfig, name: str, tok, eos_id: int, dtype: np.dtype, 
         "train_documents": len(docs) - n_val_docs,
         "val_documents": n_val_docs,
         "chars": int(sum(len(d) for d in docs)),
-        "tokens": int(len(tokens)),
+        "tokens": n_tokens,
         "train_tokens": int(n_train),
-        "val_tokens": int(len(tokens) - n_train),
+        "val_tokens": n_tokens - int(n_train),
         "val_tokens_setting": cfg.data.val_tokens,
         "split_seed": SPLIT_SEED,
         "dtype": dtype.name,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "MANIFEST",
     "PreparedData",
     "atomic_write_bytes",
+    "atomic_writer",
     "load_prepared",
     "read_manifest",
     "shard_dtype",
@@ -68,18 +70,26 @@ def split_point(doc_lengths: np.ndarray, val_tokens: int, domain: str) -> tuple[
     return cut, int((starts + doc_lengths > cut).sum())
 
 
-def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+@contextmanager
+def atomic_writer(path: Path):
+    """Open a temporary file next to ``path`` for binary writing; on a clean exit it is synced and moved
+    onto ``path`` with ``os.replace``, on an exception it is deleted (``path`` is never half-written)."""
     path = Path(path)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 def read_manifest(data_dir: Path) -> dict[str, Any] | None:

@@ -150,7 +150,7 @@ class Mixer(ABC):
                                                                              "initial_weights")
         )
         ms = self.default_min_share if min_share is None else float(min_share)
-        if not (0.0 <= ms and k * ms <= 1.0 + 1e-12):
+        if not (ms >= 0.0 and k * ms <= 1.0 + 1e-12):
             raise MixerError(f"min_share must be in [0, 1/k] = [0, {1.0 / k:.4g}], got {ms}")
         self.min_share = ms
         self.seed = int(seed)

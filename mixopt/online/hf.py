@@ -27,7 +27,6 @@ from typing import Any
 from mixopt.online.base import MixerError
 
 try:
-    import transformers
     from transformers import Trainer, TrainerCallback
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 except ImportError as e:  # pragma: no cover - exercised only without the extra
@@ -123,6 +122,3 @@ class MixoptTrainer(Trainer):
             load_mixing_state(self.mixing, path)
             resume_from_checkpoint = path
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
-
-
-TRANSFORMERS_VERSION = transformers.__version__

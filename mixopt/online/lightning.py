@@ -16,8 +16,8 @@ The LightningModule's ``training_step`` returns, besides ``"loss"``, the per-seq
 
 and the trainer gets ``callbacks=[MixingCallback(mixing)]``. The mixer updates after optimiser steps
 (``trainer.global_step``, so gradient accumulation is covered); the mixer, partial sums and the sampler
-position go into the Lightning checkpoint (``Callback.state_dict``), so ``trainer.fit(...,
-ckpt_path=...)`` continues with the same weights and the same batches.
+position go into the Lightning checkpoint (``Callback.state_dict``; under DDP every rank's state is gathered
+into it), so ``trainer.fit(..., ckpt_path=...)`` continues with the same weights and the same batches.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
 
 from torch.utils.data import DataLoader
 
+from mixopt.online.distributed import is_distributed, rank_and_world
 from mixopt.online.torch_loop import OnlineMixing
 
 __all__ = ["MixingCallback", "mixing_dataloader"]
@@ -76,7 +77,22 @@ class MixingCallback(Callback):
         self.mixing.step(trainer.global_step)
 
     def state_dict(self) -> dict[str, Any]:
-        return self.mixing.state_dict()
+        """The mixing state; under DDP, every rank's (each rank has its own sampler stream), gathered so
+        that rank 0's checkpoint holds them all."""
+        sd = self.mixing.state_dict()
+        if not is_distributed():
+            return sd
+        import torch.distributed as dist
+
+        per_rank: list[Any] = [None] * rank_and_world()[1]
+        dist.all_gather_object(per_rank, sd)
+        return {"per_rank": per_rank}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "per_rank" in state_dict:
+            rank, world = rank_and_world()
+            if len(state_dict["per_rank"]) != world:
+                raise MixerError(f"checkpoint holds mixing state for {len(state_dict['per_rank'])} ranks, "
+                                 f"this run has {world}")
+            state_dict = state_dict["per_rank"][rank]
         self.mixing.load_state_dict(state_dict)

@@ -6,11 +6,14 @@ highest loss. This mixer instead rewards how fast a domain's loss is *falling*: 
 has been learned stops being rewarded too. Per domain ``i`` it keeps two exponential moving averages of
 the mean loss (a fast one ``f_i`` and a slow one ``s_i``) and scores
 
-    progress_i = max(s_i - f_i, 0)                    (learning progress, nats/token)
-    excess_i   = max(f_i - ref_i, 0)                  (when ``reference_loss`` is given instead)
+    progress_i = max(s_i - f_i, 0) / share_i          (learning progress per unit of token share)
+    excess_i   = max(f_i - ref_i, 0)                  (when ``reference_loss`` is given instead, nats)
 
-The new target is an exponentiated tilt of the prior by the score normalised to ``[0, 1]``,
-``target_i ∝ prior_i * exp(temperature * score_i / max_j score_j)``; the weights move only part of the way
+``share_i`` is a slow average of domain ``i``'s share of the observed tokens, so the score estimates the
+loss drop *per token* spent on the domain (the marginal return of sampling it), not a rich-get-richer
+reward. The new target is an exponentiated tilt of the prior by the score normalised to ``[0, 1]``,
+``target_i ∝ prior_i * exp(temperature * score_i / max(max_j score_j, min_scale))``; the weights move only
+part of the way
 (``momentum``), so one noisy interval cannot swing them, and every weight stays ``>= min_share``
 (default ``0.25 / k``). The first ``warmup`` updates keep the prior and do not enter the averages.
 
@@ -24,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mixopt.online.base import Mixer, MixerError, _as_weights, register_mixer
+from mixopt.online.base import Mixer, MixerError, register_mixer
 
 __all__ = ["ProgressMixer"]
 
@@ -41,8 +44,15 @@ class ProgressMixer(Mixer):
         warmup: first updates that keep the prior and are not averaged (5): early training is a shared
             transient that would look like progress everywhere.
         reference_loss: optional per-domain loss floor (dict or ``(k,)``, nats/token), e.g. the proxy
-            search's per-domain losses of a reference model; switches the score to relative excess loss.
+            search's per-domain losses or a reference run's held-out losses; switches the score to excess
+            loss over it (DoReMi-style, but gentle).
+        per_token: divide progress by the domain's token share (True).
+        min_scale: scores below this are treated as noise: the tilt fades toward the prior when every
+            score is under it (0.05 nats with ``reference_loss``, else 0).
         min_share: per-domain floor (``0.25 / k`` when omitted).
+
+    Limitation: progress is myopic. A domain whose returns come late (slow, data-hungry) is under-fed
+    compared with the best static mixture; pass ``reference_loss`` when you have one (see docs/online.md).
 
     >>> from mixopt.online import make_mixer
     >>> m = make_mixer("default", ["noise", "text"], warmup=0, momentum=1.0, min_share=0.0, temperature=1.0)
@@ -103,7 +113,6 @@ class ProgressMixer(Mixer):
             "smooth": self._weights.copy(),
             "share": np.full(self.k, np.nan),
         }
-        _as_weights(self._weights, self.domains, "weights")  # sanity
 
     def scores(self) -> np.ndarray:
         """``(k,)`` current scores (progress or excess loss, nats/token; NaN = never observed)."""

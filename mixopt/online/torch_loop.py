@@ -186,11 +186,15 @@ class OnlineMixing:
         if not (loss.shape == ids.shape == n.shape):
             raise MixerError(f"observe: loss {loss.shape}, domain_ids {ids.shape} and "
                              f"token_counts {n.shape} must have the same length")
-        k = self.mixer.k
-        if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= k):
+        k = len(self._sum)
+        try:
+            cnt = np.bincount(ids, weights=n, minlength=k)
+        except ValueError:  # negative ids
+            cnt = np.zeros(k + 1)
+        if len(cnt) > k:
             raise MixerError(f"observe: domain_ids must be in [0, {k}), got {ids.min()}..{ids.max()}")
         self._sum += np.bincount(ids, weights=loss * n, minlength=k)
-        self._count += np.bincount(ids, weights=n, minlength=k)
+        self._count += cnt
         self.batches_observed += 1
 
     def step(self, step: int, eval_loss: Any = None) -> np.ndarray | None:

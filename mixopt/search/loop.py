@@ -236,6 +236,7 @@ class _Search:
                 self.state.set(elapsed_s=self.elapsed(), heartbeat=time.time())
                 last_save = time.time()
         self.state.set(elapsed_s=self.elapsed())
+        self.final_fraction = self.budget.fraction(_spent(self.state.runs), self.elapsed())
 
     def finish(self, ray, ref, launch: Launch) -> bool:
         """Handle one finished task; returns True when it should be retried."""
@@ -353,7 +354,7 @@ def run_search(cfg, *, address: str | None = None, progress: bool = True,
     spent = _spent(s.state.runs)
     return SearchResult(
         job_dir=Path(cfg.job_dir).resolve(), proposal=proposal, runs=list(s.state.runs), spent=spent.to_dict(),
-        budget_fraction=s.budget.fraction(spent, s.elapsed()), tracking_uri=tracking_uri(cfg),
+        budget_fraction=getattr(s, "final_fraction", s.budget.fraction(spent, s.elapsed())), tracking_uri=tracking_uri(cfg),
         experiment=cfg.experiment_name(), parent_run_id=tracker.parent_run_id,
         unlogged=list(s.state.meta.get("unlogged", [])), tracking_error=tracker.error, plots=plots,
         resumed=s.resumed, new_runs=s.new_runs,

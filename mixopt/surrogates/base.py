@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from threadpoolctl import threadpool_limits
 
 from mixopt.errors import DataError
 
@@ -129,7 +130,8 @@ class Surrogate(RegressorMixin, BaseEstimator):
             )
         else:
             self.target_fidelity_ = None
-        self._fit(W, F, Y)
+        with threadpool_limits(limits=1, user_api="blas"):  # small solves: threads only thrash
+            self._fit(W, F, Y)
         return self
 
     def _split_predict_X(self, X) -> tuple[np.ndarray, np.ndarray | None]:

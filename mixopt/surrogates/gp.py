@@ -10,6 +10,7 @@ has a floor (``GreaterThan(noise_floor)``), hyper-parameters are fitted by ``fit
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import contextmanager
 
 import numpy as np
@@ -64,10 +65,9 @@ def fit_gp(Z: np.ndarray, Y: np.ndarray, *, fidelity_dims=None, noise_floor: flo
     base = _make_gp(tX, ((tY - tY.mean(dim=0)) / sd).mean(dim=1, keepdim=True), fidelity_dims, noise_floor)
     mll = ExactMarginalLogLikelihood(base.likelihood, base)
     mll.train()
-    try:
+    # a rare numerical failure leaves the prior hyper-parameters, which still give a usable GP
+    with contextlib.suppress(Exception):
         fit_gpytorch_mll_scipy(mll, options={"maxiter": int(max_iter)})
-    except Exception:  # rare numerical failure: the prior hyper-parameters still give a usable GP
-        pass
     models = []
     for j in range(tY.shape[1]):
         mj = _make_gp(tX, tY[:, j:j + 1], fidelity_dims, noise_floor)

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from mixopt.errors import DataError
 
@@ -39,12 +38,27 @@ class StepLaw:
         return {"E": self.E, "B": self.B, "beta": self.beta}
 
 
+def _linear_fit(u, y, beta, w):
+    """Weighted least squares of ``y ≈ E + B u^-beta`` for fixed ``beta`` with ``B >= 0``."""
+    A = np.column_stack([np.ones_like(u), u ** (-beta)]) * w[:, None]
+    (E, B), *_ = np.linalg.lstsq(A, y * w, rcond=None)
+    if B < 0:
+        E, B = float(np.sum(w**2 * y) / np.sum(w**2)), 0.0
+    r = E + B * u ** (-beta) - y
+    return float(E), float(B), r
+
+
 def fit_step_law(steps, losses, *, huber_scale: float | None = None, max_beta: float = 3.0) -> StepLaw:
-    """Fit ``L(S) = E + B S^-beta`` to one loss curve by robust least squares (Huber loss, several starts).
+    """Fit ``L(S) = E + B S^-beta`` to one loss curve (variable projection + Huber-weighted refits).
 
     steps: ``(p,)`` positive scale values (steps, tokens or parameters), at least 3 distinct.
-    losses: ``(p,)`` losses at those scales. Bounds: ``0 <= E <= min(L)``, ``B >= 0``, ``0 < beta <= max_beta``.
+    losses: ``(p,)`` losses at those scales. ``B >= 0``, ``0 < beta <= max_beta``; for each ``beta`` on a
+    grid (then refined by a bounded scalar search) ``E`` and ``B`` are a linear least-squares solve; one
+    iteratively-reweighted pass with Huber weights (``huber_scale``, default 5% of the curve's spread)
+    down-weight outlying eval points.
     """
+    from scipy.optimize import minimize_scalar
+
     s = np.asarray(steps, dtype=np.float64).ravel()
     y = np.asarray(losses, dtype=np.float64).ravel()
     if s.shape != y.shape or len(np.unique(s)) < 3:
@@ -53,24 +67,21 @@ def fit_step_law(steps, losses, *, huber_scale: float | None = None, max_beta: f
         raise DataError("fit_step_law: steps must be positive and steps/losses finite")
     s0 = s.max()
     u = s / s0  # conditioning: fit B' on the normalised scale, B = B' * s0^beta
-    scale = huber_scale or max(1e-8, 0.05 * (y.std() + 1e-12))
-    lo_e = 0.0 if y.min() > 0 else y.min() - 10 * (np.ptp(y) + 1)
-    best = None
-    for beta0 in (0.1, 0.5, 1.0, 2.0):
-        e0 = max(lo_e, y.min() - 0.5 * np.ptp(y) - 1e-6)
-        b0 = max(1e-8, float(np.mean((y - e0) * u**beta0)))
-        x0 = np.array([min(e0, y.min() - 1e-9), b0, beta0])
+    scale = huber_scale or max(1e-8, 0.05 * (float(np.ptp(y)) + 1e-12))
+    w = np.ones_like(y)
+    grid = np.linspace(0.02, max_beta, 30)
+    for _ in range(2):
+        def sse(beta, w=w):
+            return float(np.sum((w * _linear_fit(u, y, beta, w)[2]) ** 2))
 
-        def resid(p):
-            return p[0] + p[1] * u ** (-p[2]) - y
-
-        r = least_squares(
-            resid, x0, bounds=([lo_e, 0.0, 1e-4], [y.min(), np.inf, max_beta]), loss="huber", f_scale=scale
-        )
-        if best is None or r.cost < best.cost:
-            best = r
-    E, Bp, beta = (float(v) for v in best.x)
-    return StepLaw(E=E, B=Bp * s0**beta, beta=beta)
+        b0 = grid[int(np.argmin([sse(b) for b in grid]))]
+        step = grid[1] - grid[0]
+        res = minimize_scalar(sse, bounds=(max(1e-4, b0 - step), min(max_beta, b0 + step)), method="bounded",
+                              options={"xatol": 1e-6})
+        beta = float(res.x)
+        E, Bp, r = _linear_fit(u, y, beta, w)
+        w = np.sqrt(np.minimum(1.0, scale / np.maximum(np.abs(r), 1e-300)))  # Huber IRLS weights
+    return StepLaw(E=float(E), B=float(Bp * s0**beta), beta=float(beta))
 
 
 def extrapolate(law: StepLaw, target) -> float:

@@ -70,13 +70,22 @@ def test_changed_split_setting_reuses_tokenizer_but_rewrites_shards(small_cfg):
     assert all(len(v) >= 300 for v in data.val.values())
 
 
-def test_fixed_tokenizer_only_changed_domain_is_redone(small_cfg, small_corpus, write_jsonl, sentences):
-    tok_path = prepare_data(small_cfg, progress=False).tokenizer_path
+def test_fixed_tokenizer_only_changed_domain_is_redone(small_cfg, small_corpus, write_jsonl, sentences, tmp_path):
+    tok_path = tmp_path / "my_tokenizer.json"
+    tok_path.write_bytes(prepare_data(small_cfg, progress=False).tokenizer_path.read_bytes())
     small_cfg.tokenizer.path = str(tok_path)
     prepare_data(small_cfg, progress=False)
     write_jsonl(small_corpus["greek"], sentences(5, 70))
     data = prepare_data(small_cfg, progress=False)
     assert data.work == {"greek": "prepared", "digits": "up to date", "animals": "up to date"}
+    # a different tokenizer file at the same path invalidates every shard
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(tok_path))
+    tok.add_tokens(["alphabeta"])
+    tok.save(str(tok_path))
+    data = prepare_data(small_cfg, progress=False)
+    assert set(data.work.values()) == {"prepared"} and data.vocab_size == 301
 
 
 def test_failure_midway_leaves_no_half_shard_and_no_manifest_claim(small_cfg, small_corpus):
@@ -134,6 +143,8 @@ def test_too_small_domain_for_val_split_is_an_error(small_cfg):
     small_cfg.data.val_tokens = 100_000
     with pytest.raises(DataError, match="domain 'greek': only \\d+ tokens"):
         prepare_data(small_cfg, progress=False)
+    assert not list(small_cfg.data_dir.rglob("*.tmp-*"))
+    assert not list((small_cfg.data_dir / "shards").glob("*.bin"))
 
 
 def test_missing_source_fails_before_anything_is_written(small_cfg, tmp_path):
@@ -176,3 +187,12 @@ def test_duplicate_domain_names_in_yaml_are_rejected(tmp_path):
     (tmp_path / "job.yaml").write_text("name: x\ndomains:\n  code: a\n  prose: b\n  code: c\n")
     with pytest.raises(ConfigError, match="duplicate key 'code' at line 5"):
         load_job_config(tmp_path / "job.yaml")
+
+
+def test_split_point_takes_whole_trailing_documents_or_cuts_a_huge_one():
+    from mixopt.data.shards import split_point
+
+    assert split_point(np.array([100, 100, 100, 100]), 150, "d") == (200, 2)  # two whole docs >= 150 tokens
+    assert split_point(np.array([5000]), 300, "d") == (4700, 1)  # one long doc: cut the last 300 tokens
+    with pytest.raises(DataError, match="domain 'd': only 500 tokens"):
+        split_point(np.array([250, 250]), 300, "d")

@@ -86,3 +86,8 @@ def test_fingerprint_changes_with_content_and_settings(tmp_path, write_jsonl):
     assert source_fingerprint("d", DomainSource(path=str(path), min_chars=3)) != fp
     write_jsonl(path, ["one", "three"])
     assert source_fingerprint("d", src) != fp
+
+
+def test_json_array_file(tmp_path):
+    (tmp_path / "a.json").write_text('[{"text": "one"}, {"text": "two"}]')
+    assert read_documents("d", DomainSource(path=str(tmp_path / "a.json"))) == ["one", "two"]

@@ -12,9 +12,9 @@ def test_schedules_warm_up_peak_and_decay_to_the_floor(schedule):
     total = 100
     f = [lr_factor(s, total, schedule=schedule, warmup=0.1, min_lr_ratio=0.1) for s in range(total)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(f[:10], f[1:10]))                 # linear warmup
+    assert all(a < b for a, b in zip(f[:9], f[1:10], strict=True))                 # linear warmup
     assert f[-1] == pytest.approx(0.1)                                  # decays to min_lr_ratio
-    assert all(b <= a + 1e-12 for a, b in zip(f[10:], f[11:]))         # never rises after warmup
+    assert all(b <= a + 1e-12 for a, b in zip(f[10:-1], f[11:], strict=True))         # never rises after warmup
 
 
 def test_wsd_holds_the_peak_until_the_decay_phase():
@@ -25,7 +25,7 @@ def test_wsd_holds_the_peak_until_the_decay_phase():
 def test_eval_steps_are_log_spaced_and_end_at_the_last_step():
     steps = eval_steps(1000, 6)
     assert steps[-1] == 1000 and len(steps) == 6 and steps[0] == 50
-    ratios = [b / a for a, b in zip(steps, steps[1:])]
+    ratios = [b / a for a, b in zip(steps[:-1], steps[1:], strict=True)]
     assert max(ratios) / min(ratios) < 1.1                              # geometric spacing
     assert eval_steps(3, 6) == [1, 2, 3]                                # deduplicated for short runs
     assert eval_steps(7, 1) == [7]

@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture
 def tiny_job(demo_config, demo_prepared):
-    """Factory: a tiny search job (CPU-tiny proxies, ~32k tokens each) over the shared demo workspace.
+    """Factory: a tiny search job (CPU-tiny proxies, ~16k tokens each) over the shared demo workspace.
 
     ``tiny_job(name, **section_overrides)`` returns a JobConfig; the data is already prepared.
     """
@@ -15,7 +15,7 @@ def tiny_job(demo_config, demo_prepared):
     def make(name: str, *, search=None, budget=None, proxy=None, tracking=None):
         cfg = demo_config.model_copy(deep=True)
         cfg.name = name
-        cfg.proxy = cfg.proxy.model_copy(update={"preset": "dense-tiny", "tokens": 32_768, "seq_len": 64,
+        cfg.proxy = cfg.proxy.model_copy(update={"preset": "dense-tiny", "tokens": 16_384, "seq_len": 64,
                                                  "batch_size": 8, "eval_points": 2, "eval_tokens": 1024,
                                                  **(proxy or {})})
         cfg.search = cfg.search.model_copy(update={"n_init": 3, "parallel": 2, "candidates": 256,

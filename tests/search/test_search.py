@@ -35,13 +35,13 @@ def _children(cfg, parent_run_id: str):
 
 
 def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tmp_path, capsys):
-    cfg = tiny_job("e2e", search={"strategy": "bo", "n_init": 3}, budget={"runs": 5})
+    cfg = tiny_job("e2e", search={"strategy": "bo", "n_init": 3}, budget={"runs": 4})
     res = run_search(cfg, progress=False)
     runs = read_runs(cfg.job_dir / "runs.jsonl")
-    assert [r.run_id for r in runs if r.ok] and len(runs) == 5
-    assert sorted(r.run_id for r in runs) == [f"r{i:04d}" for i in range(5)]
+    assert len(runs) == 4
+    assert sorted(r.run_id for r in runs) == [f"r{i:04d}" for i in range(4)]
     assert all(r.ok and math.isfinite(r.objective) for r in runs)
-    assert [r.source for r in sorted(runs, key=lambda r: r.run_id)] == ["init"] * 3 + ["ask"] * 2
+    assert [r.source for r in sorted(runs, key=lambda r: r.run_id)] == ["init"] * 3 + ["ask"]
     domains = list(cfg.domains)
     # each objective is the mean of the per-domain final losses
     r0 = runs[0]
@@ -74,21 +74,21 @@ def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tm
     # Same job again: nothing is re-run.
     again = run_search(cfg, progress=False)
     assert again.new_runs == 0 and again.resumed
-    assert len(read_runs(cfg.job_dir / "runs.jsonl")) == 5
+    assert len(read_runs(cfg.job_dir / "runs.jsonl")) == 4
 
     # A larger budget resumes and adds exactly the difference.
     more = cfg.model_copy(deep=True)
-    more.budget.runs = 6
+    more.budget.runs = 5
     ext = run_search(more, progress=False)
     assert ext.new_runs == 1
-    assert [r.run_id for r in read_runs(cfg.job_dir / "runs.jsonl")][:5] == [r.run_id for r in runs]
+    assert [r.run_id for r in read_runs(cfg.job_dir / "runs.jsonl")][:4] == [r.run_id for r in runs]
 
     # CLI verbs on the finished job.
     job = write_job(more, tmp_path / "e2e.yaml")
     capsys.readouterr()
     assert main(["status", str(job)]) == 0
     out = capsys.readouterr().out
-    assert "6 done" in out and "0 failed" in out and "runs 100% used" in out
+    assert "5 done" in out and "0 failed" in out and "runs 100% used" in out
     assert main(["report", str(job)]) == 0
     out = capsys.readouterr().out
     assert "predicted objective" in out and "best_vs_budget.png" in out and "mixopt ui" in out
@@ -97,8 +97,8 @@ def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tm
     assert main(["ui", str(job), "--print-command"]) == 0
     out = capsys.readouterr().out
     assert "http://127.0.0.1:5000" in out and f"--backend-store-uri {cfg.tracking_uri()}" in out
-    with pytest.warns(UserWarning, match="reachable from other machines"):
-        main(["ui", str(job), "--host", "0.0.0.0", "--print-command"])
+    assert main(["ui", str(job), "--host", "0.0.0.0", "--print-command"]) == 0
+    assert "reachable from other machines" in capsys.readouterr().err
 
     # A changed proxy config is refused with a one-line error (exit 2), nothing touched.
     changed = more.model_copy(deep=True)

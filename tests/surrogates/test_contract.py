@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.base import clone
+from synth_data import FAST, mixing_law_data
 
 from mixopt.errors import DataError, MixoptError
 from mixopt.surrogates import available_surrogates, make_surrogate
-
-from synth_data import FAST, mixing_law_data
 
 NAMES = available_surrogates()
 

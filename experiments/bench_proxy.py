@@ -1,0 +1,224 @@
+"""Proxy trainer throughput against a naive training loop, measured in the same run.
+
+For the dense and MoE CPU-tiny presets, trains the same configuration on the demo corpus with
+
+* ``proxies.train_proxy`` (SDPA attention, fused qkv / gate-up matmuls, routed experts through
+  ``kernels.moe_experts`` "auto", fused AdamW), and
+* a naive loop: plain ``nn.Module`` with separate q/k/v projections, hand-written masked softmax
+  attention, a per-expert Python loop with boolean masks for the MoE, and a for-loop AdamW,
+
+interleaving the two ``--repeats`` times and printing median tokens/s and their ratio (goals: >= 1.2x
+dense, >= 1.5x MoE), the MoE / dense step-time ratio at matched active parameters (goal <= 1.3), achieved
+FLOP/s as a fraction of this machine's fp32 matmul peak (a big ``torch.mm`` timed in the same run), and
+the MoE expert op alone per implementation (forward + backward).
+
+    python experiments/bench_proxy.py --threads 1 --repeats 5 --tokens 65536
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernels import available_impls, moe_experts
+from mixopt.config import load_job_config
+from mixopt.data import MixtureSampler, build_demo_corpus, prepare_data
+from proxies import ProxyConfig, TrainSettings, train_proxy
+from proxies.moe import router_losses
+
+
+# --- the naive baseline: straightforward PyTorch, no fused paths --------------------------------------
+class NaiveSwiGLU(nn.Module):
+    def __init__(self, d, f):
+        super().__init__()
+        self.w1, self.w3, self.w2 = nn.Linear(d, f, bias=False), nn.Linear(d, f, bias=False), nn.Linear(f, d, bias=False)
+
+    def forward(self, x):
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class NaiveMoE(nn.Module):
+    def __init__(self, cfg: ProxyConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.router = nn.Linear(cfg.d_model, cfg.n_experts, bias=False)
+        self.experts = nn.ModuleList(NaiveSwiGLU(cfg.d_model, cfg.expert_d_ff) for _ in range(cfg.n_experts))
+
+    def forward(self, x):
+        B, T, D = x.shape
+        x = x.reshape(B * T, D)
+        logits = self.router(x).float()
+        probs = logits.softmax(-1)
+        top_p, idx = torch.topk(probs, self.cfg.top_k, dim=-1)
+        top_p = top_p / top_p.sum(-1, keepdim=True)
+        out = torch.zeros_like(x)
+        for e, expert in enumerate(self.experts):
+            mask = idx == e                                   # (N, K)
+            rows = mask.any(-1).nonzero().squeeze(-1)
+            if rows.numel():
+                w = (top_p * mask).sum(-1)[rows].unsqueeze(-1)
+                out = out.index_add(0, rows, expert(x[rows]) * w)
+        bal, z = router_losses(logits, probs, idx)
+        return out.view(B, T, D), self.cfg.aux_loss_weight * bal + self.cfg.z_loss_weight * z
+
+
+class NaiveBlock(nn.Module):
+    def __init__(self, cfg: ProxyConfig, layer: int):
+        super().__init__()
+        d = cfg.d_model
+        self.cfg = cfg
+        self.n1, self.n2 = nn.Parameter(torch.ones(d)), nn.Parameter(torch.ones(d))
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d, bias=False) for _ in range(4))
+        self.ffn = NaiveMoE(cfg) if cfg.is_moe_layer(layer) else NaiveSwiGLU(d, cfg.d_ff)
+
+    @staticmethod
+    def norm(x, g):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * g
+
+    @staticmethod
+    def rope(x, cos, sin):
+        x1, x2 = x.chunk(2, -1)
+        return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), -1)
+
+    def forward(self, x, cos, sin):
+        B, T, D = x.shape
+        H = self.cfg.n_heads
+        h = self.norm(x, self.n1)
+        q, k, v = (p(h).view(B, T, H, D // H).transpose(1, 2) for p in (self.q, self.k, self.v))
+        q, k = self.rope(q, cos, sin), self.rope(k, cos, sin)
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(D // H)
+        att = att.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf")).softmax(-1)
+        x = x + self.o((att @ v).transpose(1, 2).reshape(B, T, D))
+        y = self.ffn(self.norm(x, self.n2))
+        y, aux = y if isinstance(y, tuple) else (y, x.new_zeros(()))
+        return x + y, aux
+
+
+class NaiveLM(nn.Module):
+    def __init__(self, cfg: ProxyConfig):
+        super().__init__()
+        self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(NaiveBlock(cfg, i) for i in range(cfg.n_layers))
+        self.nf = nn.Parameter(torch.ones(cfg.d_model))
+        hd = cfg.head_dim
+        inv = 1.0 / cfg.rope_theta ** (torch.arange(0, hd, 2).float() / hd)
+        ang = torch.outer(torch.arange(cfg.max_seq_len).float(), inv)
+        self.cos, self.sin = ang.cos(), ang.sin()
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.normal_(p, std=0.02)
+
+    def forward(self, idx):
+        T = idx.shape[1]
+        x, aux = self.emb(idx), 0.0
+        for b in self.blocks:
+            x, a = b(x, self.cos[:T], self.sin[:T])
+            aux = aux + a
+        return NaiveBlock.norm(x, self.nf) @ self.emb.weight.T, aux
+
+
+def naive_tokens_per_s(cfg, data, weights, *, tokens, seed, settings: TrainSettings) -> float:
+    torch.manual_seed(seed)
+    model = NaiveLM(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay,
+                            betas=settings.betas, foreach=False, fused=False)
+    sampler = MixtureSampler(data, weights, seq_len=settings.seq_len, batch_size=settings.batch_size, seed=seed)
+    steps = tokens // (settings.seq_len * settings.batch_size)
+    elapsed = 0.0
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        batch, _ = sampler.next_batch()
+        logits, aux = model(batch[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, cfg.vocab_size), batch[:, 1:].reshape(-1)) + aux
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip, foreach=False)
+        opt.step()
+        elapsed += time.perf_counter() - t0
+    return steps * settings.seq_len * settings.batch_size / elapsed
+
+
+def matmul_peak_flops(n: int = 1536, repeats: int = 7) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times)
+
+
+def expert_op_ms(cfg: ProxyConfig, tokens: int, repeats: int) -> dict[str, float]:
+    g = torch.Generator().manual_seed(0)
+    E, D, Fe, K = cfg.n_experts, cfg.d_model, cfg.expert_d_ff, cfg.top_k
+    x = torch.randn(tokens, D, generator=g).requires_grad_()
+    idx = torch.topk(torch.randn(tokens, E, generator=g), K).indices
+    w = torch.rand(tokens, K, generator=g).requires_grad_()
+    ps = [torch.randn(*s, generator=g).requires_grad_() for s in ((E, D, Fe), (E, D, Fe), (E, Fe, D))]
+    impls = available_impls(x, ps[0])
+    times = {i: [] for i in impls}
+    for _ in range(repeats):
+        for impl in impls:
+            t0 = time.perf_counter()
+            moe_experts(x, idx, w, *ps, impl=impl).sum().backward()
+            times[impl].append(time.perf_counter() - t0)
+    return {i: 1e3 * statistics.median(t) for i, t in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--tokens", type=int, default=65_536)
+    ap.add_argument("--vocab", type=int, default=2048)
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--batch-size", type=int, default=16)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        build_demo_corpus(os.path.join(tmp, "demo"), seed=0)
+        job = load_job_config(os.path.join(tmp, "demo", "job.yaml"))
+        job.workspace = os.path.join(tmp, "ws")
+        job.tokenizer.vocab_size = args.vocab
+        data = prepare_data(job, progress=False)
+        settings = TrainSettings(seq_len=args.seq_len, batch_size=args.batch_size, eval_points=1, eval_tokens=512)
+        weights = data.prior()
+        print(f"threads={args.threads} tokens/run={args.tokens} seq_len={args.seq_len} batch={args.batch_size} "
+              f"vocab={data.vocab_size} repeats={args.repeats} load_avg={os.getloadavg()[0]:.1f}")
+        peak = matmul_peak_flops()
+        results: dict[str, dict[str, list[float]]] = {}
+        for _ in range(args.repeats):
+            for preset in ("dense-tiny", "moe-tiny"):
+                cfg = ProxyConfig.preset(preset).with_vocab(data.vocab_size)
+                r = train_proxy(cfg, data, weights, tokens=args.tokens, seed=0, settings=settings, threads=args.threads)
+                assert r.ok, r.reason
+                naive = naive_tokens_per_s(cfg, data, weights, tokens=args.tokens, seed=0, settings=settings)
+                res = results.setdefault(preset, {"proxy": [], "naive": [], "ratio": []})
+                res["proxy"].append(r.tokens_per_s)
+                res["naive"].append(naive)
+                res["ratio"].append(r.tokens_per_s / naive)
+        peak = statistics.median([peak, matmul_peak_flops()])
+        med = {p: {k: statistics.median(v) for k, v in d.items()} for p, d in results.items()}
+        for preset, m in med.items():
+            fpt = ProxyConfig.preset(preset).with_vocab(data.vocab_size).flops_per_token(args.seq_len)
+            print(f"{preset:10s} proxy {m['proxy']:9.0f} tok/s  naive {m['naive']:9.0f} tok/s  "
+                  f"speedup x{m['ratio']:.2f} (median of per-repeat ratios)  "
+                  f"MFU {fpt * m['proxy'] / peak:.1%} of fp32 mm peak {peak / 1e9:.1f} GFLOP/s")
+        ratio = med["dense-tiny"]["proxy"] / med["moe-tiny"]["proxy"]
+        print(f"MoE step time / dense step time (matched active params): {ratio:.2f}")
+        ops = expert_op_ms(ProxyConfig.preset("moe-tiny"), args.seq_len * args.batch_size, 3 * args.repeats)
+        print("MoE expert op fwd+bwd ms (moe-tiny shapes): " + ", ".join(f"{k} {v:.2f}" for k, v in ops.items()))
+        print(f"load_avg at end={os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
