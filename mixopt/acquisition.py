@@ -128,7 +128,6 @@ def _mf_mes(model, Cw, cand_idx, fv, cost, lo, hi, q, seed) -> list[tuple[int, i
     from botorch.models.deterministic import GenericDeterministicModel
 
     nf = len(fv)
-    d = Cw.shape[1] - 1 + 1  # k-1 weight dims + 1 fidelity dim
     z_fid = encode_inputs(Cw[:1].repeat(nf, 0), fv[:, None], lo, hi)[:, -1]
     zs, cs = torch.as_tensor(z_fid), torch.as_tensor(cost)
     order = torch.argsort(zs)
@@ -145,6 +144,7 @@ def _mf_mes(model, Cw, cand_idx, fv, cost, lo, hi, q, seed) -> list[tuple[int, i
     utility = InverseCostWeightedUtility(cost_model=cost_model)
     Zt = torch.as_tensor(encode_inputs(Cw, np.full((len(Cw), 1), fv.max()), lo, hi), dtype=torch.float64)
     Zt[:, -1] = 1.0
+    d = Zt.shape[-1]  # weight dims + 1 fidelity dim (the last)
 
     def project(X):
         return project_to_target_fidelity(X=X, target_fidelities={d - 1: 1.0}, d=d)

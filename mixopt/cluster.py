@@ -50,6 +50,7 @@ class LocalServer:
     cleanup: list[Path] = field(default_factory=list)  # removed after stop()
     grace_s: float = 10.0  # SIGTERM -> SIGKILL delay
     ready_urls: list[tuple[str, dict[str, str] | None]] = field(default_factory=list)  # GET 200 = ready
+    ready_log_text: str | None = None  # ... and this text is in the log
 
     @property
     def address(self) -> str:
@@ -115,6 +116,12 @@ class LocalServer:
     def wait_ready(self, timeout_s: float = 120.0) -> LocalServer:
         """Block until every ready URL answers 200; stop the server and raise :class:`MixoptError` if not."""
         deadline = time.monotonic() + timeout_s
+        while self.ready_log_text and self.ready_log_text not in self.log_tail(1 << 20):
+            if not self.alive() or time.monotonic() > deadline:
+                what = "exited early" if not self.alive() else f"not ready after {timeout_s:.0f} s"
+                self.stop()
+                raise MixoptError(f"{self.name} {what} (see {self.log_path}): {self.log_tail(300)!r}")
+            time.sleep(0.5)
         for url, headers in self.ready_urls:
             _wait_http(self, url, max(1.0, deadline - time.monotonic()), headers)
         return self
@@ -230,4 +237,6 @@ def start_ray_head(
     # Jobs API is up *and* accepts our token.
     headers = {"Authorization": f"Bearer {token}"} if token else None
     server.ready_urls = [(f"{server.uri}/api/gcs_healthz", None), (f"{server.uri}/api/version", headers)]
+    # the dashboard can answer before the raylet has registered; `ray start` prints this once it has
+    server.ready_log_text = "Ray runtime started"
     return server.wait_ready(timeout_s) if wait else server

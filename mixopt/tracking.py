@@ -164,9 +164,8 @@ class Tracker:
         if not self.down:
             self.down = True
             self.error = why
-            n = len(self.state.meta.get("unlogged", []))
-            log.warning("MLflow tracking at %s failed (%s); results are on disk, %d run(s) not yet logged "
-                        "will be back-filled by the next `mixopt search`/`mixopt report`", self.uri, why[:200], n)
+            log.warning("MLflow tracking at %s failed (%s); results stay on disk and the runs not logged "
+                        "are back-filled by the next `mixopt search`/`mixopt report`", self.uri, why[:200])
 
     def _open(self) -> None:
         import mlflow

@@ -107,8 +107,9 @@ class Attention(nn.Module):
     def forward(self, x_BTD, cos_TK, sin_TK) -> torch.Tensor:
         B, T, D = x_BTD.shape
         qkv_BT3HK = self.qkv(x_BTD).view(B, T, 3, self.n_heads, self.head_dim)
-        q_BHTK, k_BHTK, v_BHTK = qkv_BT3HK.permute(2, 0, 3, 1, 4).unbind(0)
-        q_BHTK, k_BHTK = apply_rotary(q_BHTK, cos_TK, sin_TK), apply_rotary(k_BHTK, cos_TK, sin_TK)
+        qk_BH2TK = apply_rotary(qkv_BT3HK[:, :, :2].transpose(1, 3), cos_TK, sin_TK)  # q and k in one go
+        q_BHTK, k_BHTK = qk_BH2TK.unbind(2)
+        v_BHTK = qkv_BT3HK[:, :, 2].transpose(1, 2)
         y_BHTK = F.scaled_dot_product_attention(q_BHTK, k_BHTK, v_BHTK, is_causal=True)
         return self.proj(y_BHTK.transpose(1, 2).reshape(B, T, D))
 

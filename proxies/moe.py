@@ -20,6 +20,8 @@ Auxiliary losses (returned beside the output, already weighted, added to the LM 
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -68,12 +70,13 @@ class MoEFeedForward(nn.Module):
         return y_ND.view(B, T, D), aux
 
 
-class RouterOutput:
+class RouterOutput(NamedTuple):
     """Top-k choice per token and the router's (unweighted) auxiliary losses."""
 
-    def __init__(self, expert_idx_NK, weight_NK, balance_loss, z_loss) -> None:
-        self.expert_idx_NK, self.weight_NK = expert_idx_NK, weight_NK
-        self.balance_loss, self.z_loss = balance_loss, z_loss
+    expert_idx_NK: torch.Tensor  # (N, K) int64 expert ids, most probable first
+    weight_NK: torch.Tensor      # (N, K) fp32 combine weights, summing to 1 per token
+    balance_loss: torch.Tensor   # scalar, switch load-balancing loss (1 = balanced)
+    z_loss: torch.Tensor         # scalar, mean squared logsumexp of the router logits
 
 
 class Router(nn.Module):

@@ -92,7 +92,7 @@ def search_job_config(cfg: ExperimentConfig, base, objective: str, weights: dict
     job.proxy = ProxySettings(preset=preset, tokens=p.tokens, fidelities=fids, **t)
     job.search = SearchSettings(strategy=strategy, n_init=s.n_init, batch_size=s.batch_size, objective=weights,
                                 parallel=s.parallel, candidates=s.candidates,
-                                surrogate=s.surrogates.get(strategy, "auto"))
+                                surrogate=s.surrogates.get(f"{objective}/{strategy}", s.surrogates.get(strategy, "auto")))
     job.budget = BudgetSettings(runs=None, tokens=s.budget_tokens)
     job.tracking.uri = tracking_uri(cfg)
     job.tracking.experiment = cfg.name
@@ -149,6 +149,10 @@ def run_searches(cfg: ExperimentConfig, base, objectives: dict[str, dict[str, fl
             path.write_text(json.dumps(summary))
             print(f"  done in {summary['wall_s']:.0f}s: {summary['spend']}", flush=True)
             out[(obj, strategy)] = summary
+    for summary in out.values():  # the job's own elapsed time over all its sessions (resumes included)
+        state = Path(summary["job_dir"]) / "state.json"
+        if state.exists():
+            summary["job_elapsed_s"] = json.loads(state.read_text()).get("elapsed_s")
     return out
 
 
@@ -328,7 +332,7 @@ def run(args) -> int:
             print(f"deleted {pruned} stale training run(s) from MLflow (settings changed since)", flush=True)
 
     # 3. statistics, table, plot, MLflow summary
-    from transfer_analysis import summarise, write_outputs
+    from transfer_analysis import per_domain, summarise, write_outputs
 
     summary = summarise(records, mixtures, objectives)
     tps = {sc: [r["tokens_per_s"] for r in records if r["scale"] == sc and r.get("tokens_per_s")] for sc in scales}
@@ -342,13 +346,16 @@ def run(args) -> int:
         "searches": {f"{o}/{s}": {k: v for k, v in d.items() if k != "runs"} for (o, s), d in searches.items()},
         "wall_s": {"search": search_wall, "train": train_wall, "total": time.time() - t_start},
         "median_tokens_per_s": {sc: (round(sorted(v)[len(v) // 2]) if v else None) for sc, v in tps.items()},
+        "train_compute_s": {sc: round(sum(r.get("wall_time") or 0 for j, r in zip(jobs, recs, strict=True)
+                                          if j["scale"] == sc)) for sc in scales},
+        "n_train_runs": len(jobs),
         "device": "cpu", "gpu_note": NO_GPU_NOTE,
         "finished_at_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
     }
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "meta.json").write_text(json.dumps(meta, indent=1, default=str) + "\n")
     (results_dir / "records.json").write_text(json.dumps(records, default=str) + "\n")
-    md = write_outputs(summary, results_dir, header=_header(meta))
+    md = write_outputs(summary, results_dir, header=_header(meta), domain_table=per_domain(records, mixtures))
     metrics = {}
     for obj, s in summary.items():
         metrics[f"spearman/{obj}"] = s["spearman"]
@@ -381,9 +388,12 @@ def _header(meta: dict) -> str:
     for key, d in meta["searches"].items():
         sp = d["spend"]
         lines.append(f"- search `{key}`: {sp['runs']} proxy runs ({sp['runs_at_target_fidelity']} at full fidelity, "
-                     f"{sp['failed']} failed), {sp['tokens']:,} tokens, {sp['flops']:.3g} FLOPs, {d['wall_s']:.0f}s")
+                     f"{sp['failed']} failed), {sp['tokens']:,} tokens, {sp['flops']:.3g} FLOPs, search loop "
+                     f"{d.get('job_elapsed_s') or 0:.0f}s + proposal; proposal by `{d.get('surrogate')}`")
     w = meta["wall_s"]
-    lines.append(f"- wall time: search {w['search']:.0f}s, training {w['train']:.0f}s, total {w['total']:.0f}s; "
+    lines.append(f"- this invocation's wall time: search {w['search']:.0f}s, training {w['train']:.0f}s, total "
+                 f"{w['total']:.0f}s (finished searches and training runs are reused from the workspace); "
+                 f"{meta['n_train_runs']} distinct training runs, summed run time {meta['train_compute_s']} s, "
                  f"median tokens/s {meta['median_tokens_per_s']}")
     return "\n".join(lines)
 

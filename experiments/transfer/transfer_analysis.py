@@ -82,7 +82,16 @@ def summarise(records: list[dict], mixtures: dict[str, dict], objectives: dict[s
         table["target_rank"] = table["target_mean"].rank(method="min").astype("Int64")
         table["proxy_rank"] = table["proxy_mean"].rank(method="min").astype("Int64")
         table = table.sort_values(["target_mean", "proxy_mean"], na_position="last").reset_index(drop=True)
-        both = table.dropna(subset=["proxy_mean", "target_mean"])
+        # a mixture proposed by several strategies is one point, not several tied ones
+        table["same_as"] = ""
+        first: dict[tuple, str] = {}
+        for i, r in table.iterrows():
+            key = (r["weights"], r["kind"] == "online")
+            if key in first:
+                table.loc[i, "same_as"] = first[key]
+            else:
+                first[key] = r["mixture"]
+        both = table[table["same_as"] == ""].dropna(subset=["proxy_mean", "target_mean"])
         rho, p = (math.nan, math.nan)
         if len(both) >= 3:
             res = stats.spearmanr(both["proxy_mean"], both["target_mean"])
@@ -132,10 +141,15 @@ def markdown_table(summary: dict, objective: str) -> str:
             f"| {_verdict(r['delta_vs_uniform'], r['p_vs_uniform'])} "
             f"| {_verdict(r['delta_vs_natural'], r['p_vs_natural'])} |"
         )
+    dup = t[t["same_as"] != ""] if "same_as" in t else t.iloc[:0]
+    if len(dup):
+        lines.append("")
+        lines.append("Identical mixtures (trained once): "
+                     + "; ".join(f"{r['mixture']} = {r['same_as']}" for _, r in dup.iterrows()) + ".")
     rho = s["spearman"]
     lines.append("")
     lines.append(
-        f"Spearman(proxy-scale, target-scale objective) over {s['n']} mixtures: "
+        f"Spearman(proxy-scale, target-scale objective) over {s['n']} distinct mixtures: "
         + (f"ρ = {rho:.2f} (p = {s['spearman_p']:.3f})" if math.isfinite(rho) else "n/a (fewer than 3 mixtures)")
         + f"; best at proxy scale: {s.get('best_at_proxy')}, best at target scale: {s.get('best_at_target')}; "
         f"pooled seed std at target scale: {s.get('seed_sd_target', math.nan):.4f}."
@@ -174,7 +188,11 @@ def plot(summary: dict, path: Path) -> None:
                     fmt="none", ecolor="lightgray")
         ax.scatter(t["proxy_mean"], t["target_mean"], c=[colours.get(k, "k") for k in t["kind"]], zorder=3)
         for _, r in t.iterrows():
-            ax.annotate(r["mixture"], (r["proxy_mean"], r["target_mean"]), fontsize=7, xytext=(3, 3),
+            if r.get("same_as"):
+                continue
+            same = [m for m in t.loc[t["same_as"] == r["mixture"], "mixture"]] if "same_as" in t else []
+            label = r["mixture"] + (f" (= {len(same)} more)" if same else "")
+            ax.annotate(label, (r["proxy_mean"], r["target_mean"]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
         rho = summary[obj]["spearman"]
         ax.set_title(f"proxy vs target scale (Spearman ρ = {rho:.2f})" if math.isfinite(rho) else "proxy vs target")
@@ -187,8 +205,18 @@ def plot(summary: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def write_outputs(summary: dict, out_dir: Path, header: str) -> Path:
-    """Write ``table_<objective>.csv``, ``summary.json``, ``transfer.png`` and ``summary.md`` into out_dir."""
+def per_domain(records: list[dict], mixtures: dict[str, dict], scale: str = "target") -> pd.DataFrame:
+    """Mean over seeds of each domain's final validation loss, one row per mixture (index), at ``scale``."""
+    rows = [{"mixture": r["mixture"], **r["final_loss"]} for r in records
+            if r["scale"] == scale and r.get("status", "ok") == "ok" and r["mixture"] in mixtures]
+    if not rows:
+        return pd.DataFrame()
+    return pd.DataFrame(rows).groupby("mixture", sort=False).mean()
+
+
+def write_outputs(summary: dict, out_dir: Path, header: str, domain_table: pd.DataFrame | None = None) -> Path:
+    """Write ``table_<objective>.csv``, ``per_domain_target.csv``, ``summary.json``, ``transfer.png`` and
+    ``summary.md`` into out_dir."""
     out_dir.mkdir(parents=True, exist_ok=True)
     js = {}
     md = [header]
@@ -197,6 +225,12 @@ def write_outputs(summary: dict, out_dir: Path, header: str) -> Path:
         js[obj] = {k: v for k, v in s.items() if k != "table"} | {"table": json.loads(s["table"].to_json(orient="records"))}
         if not s["table"].empty:
             md += [f"\n### Objective `{obj}`\n", markdown_table(summary, obj)]
+    if domain_table is not None and not domain_table.empty:
+        domain_table.to_csv(out_dir / "per_domain_target.csv", float_format="%.5f")
+        cols = list(domain_table.columns)
+        md += ["\n### Per-domain validation loss at the target scale (mean over seeds, nats/token)\n",
+               "| mixture | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+        md += [f"| {m} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |" for m, row in domain_table.iterrows()]
     (out_dir / "summary.json").write_text(json.dumps(js, indent=1, default=str) + "\n")
     plot(summary, out_dir / "transfer.png")
     (out_dir / "summary.md").write_text("\n".join(md) + "\n")

@@ -93,7 +93,8 @@ class SearchSpec(_Model):
     candidates: int = Field(default=512, gt=0)
     parallel: int = Field(default=2, gt=0)
     surrogates: dict[str, str] = Field(
-        default_factory=dict, description="strategy -> search.surrogate for its final proposal (default auto)"
+        default_factory=dict,
+        description="'strategy' or 'objective/strategy' -> search.surrogate of the final proposal (default auto)",
     )
     bo_low_fidelity_fraction: float | None = Field(
         default=0.25, gt=0, lt=1, description="bo also runs proxies at this fraction of the tokens (multi-fidelity)"

@@ -92,7 +92,15 @@ def fit_surrogate(cfg, runs: list[RunEntry], domains: list[str], costs: list[flo
               "fidelity_columns": fcols, "target_fidelity": target}
     params = {k: v for k, v in params.items() if k in accepted and (v is not None or k == "random_state")}
     s = make_surrogate(cfg.search.surrogate, **params)
-    s.fit(X, Y)
+    try:
+        s.fit(X, Y)
+    except MixoptError as e:
+        if cfg.search.surrogate != "auto":
+            raise
+        # Too few runs to cross-validate: the simplest model, said so in the proposal.
+        log.warning("auto surrogate unavailable (%s); using linear", str(e).splitlines()[0][:160])
+        s = make_surrogate("linear", **{k: v for k, v in params.items() if k != "objective_weights"})
+        s.fit(X, Y)
     return s, X, Y, fcols
 
 
@@ -129,9 +137,23 @@ def build_proposal(cfg, state: JobState, domains: list[str], prior: np.ndarray, 
 
     Returns ``(None, [])`` (with a warning) when fewer than two runs succeeded.
     """
+    import hashlib
+    import json
+
     from mixopt.propose import propose
 
     runs = state.runs
+    key = hashlib.sha256(json.dumps([len(runs), cfg.search.surrogate, cfg.search.objective, cfg.seed,
+                                     cfg.constraints.model_dump(mode="json")], sort_keys=True).encode()).hexdigest()[:16]
+    path = state.job_dir / "proposal.json"
+    if path.exists():  # nothing changed since the last proposal: reuse it (a fit costs seconds to minutes)
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = {}
+        plot_files = sorted((state.job_dir / "plots").glob("*.png"))
+        if old.get("key") == key and (plot_files or not plots):
+            return old, plot_files
     obj_w = objective_weights(cfg, domains)
     target = len(costs) - 1
     try:
@@ -164,15 +186,13 @@ def build_proposal(cfg, state: JobState, domains: list[str], prior: np.ndarray, 
         "objective": cfg.search.objective,
         "fidelity": {"preset": fid.preset, "tokens": fid.tokens},
         "strategy": cfg.search.strategy,
-        "n_runs": len(runs), "n_fit": int(len(X)), "n_failed": sum(not r.ok for r in runs),
+        "key": key, "n_runs": len(runs), "n_fit": int(len(X)), "n_failed": sum(not r.ok for r in runs),
         "prior": point(prior, 1), "uniform": point(uniform, 2),
         "best_run": {"run_id": best.run_id, "weights": best.weights, "objective": best.objective,
                      "fidelity": best.fidelity, "preset": best.preset, "tokens": best.tokens},
     }
     state.job_dir.mkdir(parents=True, exist_ok=True)
-    import json
-
-    atomic_write_text(state.job_dir / "proposal.json", json.dumps(proposal, indent=1))
+    atomic_write_text(path, json.dumps(proposal, indent=1))
     state.set(proposal={"weights": proposal["weights"], "predicted": proposal["predicted"], "n_runs": len(runs)})
     paths: list[Path] = []
     if plots:

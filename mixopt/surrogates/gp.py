@@ -1,6 +1,7 @@
 """Gaussian-process surrogate on the simplex (BoTorch), single- or multi-fidelity.
 
-Inputs are the first ``k-1`` weights (the last is implied by the simplex) plus, when ``fidelity_columns``
+Inputs are the weights warped by ``log(w + 1e-3)`` (``warp="log"``, the default; ``"none"`` = the first
+``k-1`` raw weights, the last being implied by the simplex) plus, when ``fidelity_columns``
 are declared, each fidelity column mapped to ``[0, 1]`` on a log scale (1 = the target fidelity, the
 largest seen unless ``target_fidelity`` says otherwise). Without fidelity: ``SingleTaskGP``; with:
 ``SingleTaskMultiFidelityGP(data_fidelities=...)``. Outcomes are standardised (``Standardize``), the noise
@@ -34,9 +35,21 @@ def torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def encode_inputs(W: np.ndarray, F: np.ndarray | None, f_lo=None, f_hi=None) -> np.ndarray:
-    """``(n, k)`` weights (+ ``(n, f)`` fidelity) -> ``(n, k-1[+f])`` GP inputs in ``[0, 1]``."""
-    Z = W[:, :-1] if W.shape[1] > 1 else W
+def encode_inputs(W: np.ndarray, F: np.ndarray | None, f_lo=None, f_hi=None, *, warp: str = "log",
+                  eps: float = 1e-3) -> np.ndarray:
+    """``(n, k)`` weights (+ ``(n, f)`` fidelity) -> GP inputs in ``[0, 1]``.
+
+    warp ``"log"`` (default): every weight as ``log(w + eps)`` rescaled to ``[0, 1]`` (``k`` dims) — losses
+    move with the log of a domain's share, so this is much closer to stationary than raw weights;
+    ``"none"``: the first ``k-1`` raw weights (the last is implied by the simplex). Fidelity columns are
+    mapped to ``[0, 1]`` on a log scale between ``f_lo`` and ``f_hi`` (1 = the target fidelity).
+    """
+    if warp == "log":
+        Z = (np.log(W + eps) - np.log(eps)) / (np.log(1.0 + eps) - np.log(eps))
+    elif warp == "none":
+        Z = W[:, :-1] if W.shape[1] > 1 else W
+    else:
+        raise ValueError(f"unknown input warp {warp!r} (log, none)")
     if F is None:
         return Z
     lf, lo, hi = np.log(F), np.log(np.asarray(f_lo, float)), np.log(np.asarray(f_hi, float))
@@ -114,6 +127,7 @@ class GPSurrogate(Surrogate):
     """BoTorch GP (``SingleTaskGP`` / ``SingleTaskMultiFidelityGP``) with a posterior std.
 
     max_n: fit on at most this many runs (a seeded random subset) to bound the O(n^3) cost.
+    warp: input warp of the weights (``"log"`` or ``"none"``, see :func:`encode_inputs`).
     max_iter: L-BFGS steps for the (shared) hyper-parameters. n_threads: torch threads while fitting and
     predicting (``None`` = leave torch's setting).
     """
@@ -122,10 +136,12 @@ class GPSurrogate(Surrogate):
     has_std = True
 
     def __init__(self, noise_floor: float = 1e-6, max_n: int = 1000, max_iter: int = 75,
-                 n_threads: int | None = 1, fidelity_columns=None, target_fidelity=None, random_state=None):
+                 n_threads: int | None = 1, warp: str = "log", fidelity_columns=None, target_fidelity=None,
+                 random_state=None):
         self.noise_floor = noise_floor
         self.max_iter = max_iter
         self.n_threads = n_threads
+        self.warp = warp
         self.max_n = max_n
         self.fidelity_columns = fidelity_columns
         self.target_fidelity = target_fidelity
@@ -139,7 +155,7 @@ class GPSurrogate(Surrogate):
             F = None if F is None else F[idx]
         self.f_lo_ = None if F is None else F.min(axis=0)
         self.f_hi_ = None if F is None else self.target_fidelity_
-        Z = encode_inputs(W, F, self.f_lo_, self.f_hi_)
+        Z = encode_inputs(W, F, self.f_lo_, self.f_hi_, warp=self.warp)
         dims = None if F is None else list(range(Z.shape[1] - F.shape[1], Z.shape[1]))
         with torch_threads(self.n_threads):
             self.models_ = fit_gp(Z, Y, fidelity_dims=dims, noise_floor=self.noise_floor, seed=seed,
@@ -148,7 +164,7 @@ class GPSurrogate(Surrogate):
     def _predict(self, W, F):
         import torch
 
-        Z = encode_inputs(W, F, self.f_lo_, self.f_hi_)
+        Z = encode_inputs(W, F, self.f_lo_, self.f_hi_, warp=self.warp)
         tZ = torch.as_tensor(Z, dtype=torch.float64)
         mean, std = [], []
         with torch.no_grad(), torch_threads(self.n_threads):

@@ -77,6 +77,7 @@ def test_train_settings_map_from_the_job_config():
     s = TrainSettings.from_job(job.proxy, grad_clip=0.5)
     assert (s.seq_len, s.batch_size, s.lr, s.schedule, s.eval_points, s.eval_tokens, s.grad_clip) == (
         64, 4, 1e-3, "wsd", 3, 1024, 0.5)
+    assert TrainSettings.from_dict(s.to_dict()) == s
     with pytest.raises(ConfigError):
         TrainSettings(warmup=1.5)
     with pytest.raises(ConfigError):

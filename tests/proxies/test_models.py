@@ -58,7 +58,7 @@ def test_loss_decreases_on_a_learnable_sequence(name):
         opt.zero_grad()
         (loss + out.aux_loss).backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
 
 
@@ -69,13 +69,13 @@ def test_balanced_router_has_minimal_balance_loss_and_collapse_costs_more():
     logits = torch.zeros(N, E)
     idx = torch.arange(N * 2).reshape(N, 2) % E
     balance, z = router_losses(logits, logits.softmax(-1), idx)
-    assert float(balance) == pytest.approx(1.0, abs=1e-6)
-    assert float(z) == pytest.approx(torch.log(torch.tensor(8.0)).item() ** 2, rel=1e-6)
+    assert balance.item() == pytest.approx(1.0, abs=1e-6)
+    assert z.item() == pytest.approx(torch.log(torch.tensor(8.0)).item() ** 2, rel=1e-6)
     # random router on random tokens: close to balanced
     router = Router(32, E, top_k=2)
     torch.nn.init.normal_(router.gate.weight, std=0.02, generator=g)
     r = router(torch.randn(N, 32, generator=g))
-    assert 1.0 <= float(r.balance_loss) < 1.05
+    assert 1.0 <= r.balance_loss.item() < 1.05
     # collapsed: every token prefers expert 0 -> loss near E/K = 4
     x = torch.randn(N, 32, generator=g).abs() + 1
     with torch.no_grad():
@@ -83,7 +83,7 @@ def test_balanced_router_has_minimal_balance_loss_and_collapse_costs_more():
         router.gate.weight[0] = 5.0
     collapsed = router(x)
     assert (collapsed.expert_idx_NK[:, 0] == 0).all()
-    assert float(collapsed.balance_loss) > 3.5 and float(collapsed.z_loss) > float(r.z_loss)
+    assert collapsed.balance_loss.item() > 3.5 and collapsed.z_loss.item() > r.z_loss.item()
 
 
 def test_moe_layer_adds_weighted_router_losses_and_routes_gradients():
@@ -96,9 +96,9 @@ def test_moe_layer_adds_weighted_router_losses_and_routes_gradients():
     y, aux = ffn(x)
     stats = ffn.last_stats
     expected = cfg.aux_loss_weight * stats["balance_loss"] + cfg.z_loss_weight * stats["z_loss"]
-    assert float(aux) == pytest.approx(float(expected), rel=1e-6)
-    assert float(stats["balance_loss"]) == pytest.approx(1.0, abs=0.15)  # near balance at init
-    assert float(stats["z_loss"]) == pytest.approx(torch.log(torch.tensor(8.0)).item() ** 2, rel=0.05)
+    assert aux.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert stats["balance_loss"].item() == pytest.approx(1.0, abs=0.15)  # near balance at init
+    assert stats["z_loss"].item() == pytest.approx(torch.log(torch.tensor(8.0)).item() ** 2, rel=0.05)
     (y.pow(2).sum() + aux).backward()
     assert ffn.router.gate.weight.grad.abs().sum() > 0                  # router learns via combine weights
     used = torch.unique(ffn.router(x.reshape(-1, cfg.d_model)).expert_idx_NK)

@@ -47,6 +47,11 @@ def topology(tmp_path_factory, token_env):
         head.wait_ready(180)
         mlflow_srv.wait_ready(180)
         yield head, mlflow_srv
+    # stopped by process group: nothing of either group is left, and Ray's session dir is gone
+    for server in (head, mlflow_srv):
+        with pytest.raises(ProcessLookupError):
+            os.killpg(server.process.pid, 0)
+    assert not any(p.exists() for p in head.cleanup)
 
 
 def test_jobs_api_requires_the_token(topology, monkeypatch):
@@ -104,6 +109,10 @@ def test_tiny_search_through_the_jobs_api_lands_in_mlflow(topology, demo_corpus,
     assert out.getvalue().startswith(f"{job_id}: SUCCEEDED")
     assert main(["logs", job_id, "--address", head.uri]) == 0
     assert capsys.readouterr().out == log.getvalue()
+    # --follow streams over the websocket and returns once the (finished) job's log is drained
+    assert main(["logs", job_id, "--follow", "--address", head.uri]) == 0
+    followed = capsys.readouterr()
+    assert "proposal" in followed.out and f"{job_id}: SUCCEEDED" in followed.err
 
     # the job state went to the workspace next to the job file (relative path rebased at submission)
     assert (tmp_path / "ws" / "jobs" / "svc-tiny").is_dir()
