@@ -71,6 +71,16 @@ class LocalServer:
         The process tree is collected first: some children (Ray's worker processes) start their own
         sessions, so they are signalled by pid as well as through the group.
         """
+        if self.extra.get("_stopped"):
+            return  # never signal a (possibly reused) group id twice
+        self.extra["_stopped"] = True
+        try:
+            self._stop(grace_s)
+        finally:
+            for path in self.cleanup:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _stop(self, grace_s: float | None) -> None:
         import psutil  # a Ray dependency
 
         pid = self.process.pid  # start_new_session=True: the leader's pid is the group id
@@ -110,8 +120,6 @@ class LocalServer:
                     p.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
-        for path in self.cleanup:
-            shutil.rmtree(path, ignore_errors=True)
 
     def wait_ready(self, timeout_s: float = 120.0) -> LocalServer:
         """Block until every ready URL answers 200; stop the server and raise :class:`MixoptError` if not."""

@@ -97,7 +97,7 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
     n_threads = threads or default_threads()
     torch.set_num_threads(max(1, int(n_threads)))
     record.extra["threads"] = torch.get_num_threads()
-    train_time, steps_done = 0.0, 0
+    train_time, train_cpu, steps_done = 0.0, 0.0, 0
     try:
         fork_devices = [dev] if dev.type == "cuda" else []
         with torch.random.fork_rng(devices=fork_devices):
@@ -116,7 +116,7 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
         initial_loss, window = None, []
         n_warm = math.ceil(settings.warmup * n_steps)
         for step in range(1, n_steps + 1):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             lr = settings.lr * lr_factor(step - 1, n_steps, schedule=settings.schedule, warmup=settings.warmup,
                                          min_lr_ratio=settings.min_lr_ratio, decay_frac=settings.decay_frac)
             for group in optimizer.param_groups:
@@ -135,6 +135,8 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
             optimizer.step()
             value = float(lm_loss.detach())
             train_time += time.perf_counter() - t0
+            train_cpu += time.process_time() - c0
+            record.extra["train_cpu_s"] = train_cpu
             steps_done = step
             window.append(value)
             initial_loss = value if initial_loss is None else initial_loss

@@ -5,7 +5,7 @@ larger target scale?
 One command runs everything (resumable: finished searches and training runs are reused)::
 
     python experiments/transfer/run.py            # full run (config.yaml), ~20-25 min on 2 shared cores
-    python experiments/transfer/run.py --quick    # smoke version (quick.yaml), ~3 min
+    python experiments/transfer/run.py --quick    # smoke version (quick.yaml), ~9 min on 2 loaded cores
 
 Steps: build the demo corpus and prepare it once (one workspace); run the search for each objective x
 strategy at equal proxy budget (tokens); collect the mixtures (each strategy's proposal, uniform, natural,
@@ -217,7 +217,7 @@ def tracking_uri(cfg: ExperimentConfig) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--config", type=Path, help="experiment YAML (default: config.yaml, or quick.yaml with --quick)")
-    ap.add_argument("--quick", action="store_true", help="smoke version (quick.yaml, ~3 min)")
+    ap.add_argument("--quick", action="store_true", help="smoke version (quick.yaml, ~9 min on 2 loaded cores)")
     ap.add_argument("--strategies", help="comma-separated subset of the config's strategies ('' = no search)")
     ap.add_argument("--objectives", help="comma-separated subset of the config's objectives")
     ap.add_argument("--workers", type=int, help="parallel training processes (default: config)")

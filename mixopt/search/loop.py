@@ -20,6 +20,7 @@ The pipeline is kept full: a new run is submitted as soon as one finishes (no wa
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -36,7 +37,7 @@ from mixopt.search.progress import ProgressDisplay, Snapshot
 from mixopt.search.proposal import build_proposal, history_from_runs, objective_weights
 from mixopt.search.ray_runtime import ray_session
 from mixopt.search.report import HEARTBEAT_S
-from mixopt.search.state import JobState, Launch, RunEntry, config_hash
+from mixopt.search.state import JobState, Launch, RunEntry, atomic_write_text, config_hash
 from mixopt.search.workers import ProxyTask, proxy_flops, record_failure, train_settings
 
 __all__ = ["SearchResult", "run_search"]
@@ -292,13 +293,13 @@ class _Search:
             elapsed_s=self.elapsed()), event)
 
     # --- the end ------------------------------------------------------------------------------------
-    def confirm(self, ray, proposal: dict) -> None:
-        """Train the proposal at the target fidelity (once per distinct proposal)."""
+    def confirm(self, ray, proposal: dict) -> RunEntry | None:
+        """Train the proposal at the target fidelity (once per distinct proposal); returns its entry."""
         w = proposal["weights"]
         target = len(self.fidelities) - 1
         for r in self.state.runs:
             if r.source == "confirm" and r.fidelity == target and all(abs(r.weights[d] - w[d]) < 1e-9 for d in w):
-                return
+                return r
         launch = self.make_launch(dict(w), target, "confirm")
         task = ProxyTask(num_cpus=self.cfg.search.cpus_per_proxy, num_gpus=self.cfg.search.gpus_per_proxy)
         self.display.message(f"confirmation run {launch.run_id} of the proposal at the target fidelity")
@@ -309,7 +310,7 @@ class _Search:
                               device=self.cfg.proxy.device, train_fn=self.train_fn)
             ray.wait([ref], num_returns=1)
             if not self.finish(ray, ref, launch):
-                break
+                return self.state.runs[-1]
 
 
 def run_search(cfg, *, address: str | None = None, progress: bool = True,
@@ -339,8 +340,11 @@ def run_search(cfg, *, address: str | None = None, progress: bool = True,
             s.display.close()
             proposal, plots = build_proposal(cfg, s.state, s.domains, s.prior, s.domain_tokens, s.costs)
             if proposal is not None and cfg.search.confirm:
-                s.confirm(ray, proposal)
-                proposal, plots = build_proposal(cfg, s.state, s.domains, s.prior, s.domain_tokens, s.costs)
+                entry = s.confirm(ray, proposal)
+                if entry is not None:  # the observed objective of exactly the proposed weights
+                    proposal |= {"observed": entry.objective, "confirm_run_id": entry.run_id,
+                                 "confirm_status": entry.status}
+                    atomic_write_text(s.state.job_dir / "proposal.json", json.dumps(proposal, indent=1))
         if proposal is not None:
             tracker.log_proposal(proposal, len(s.state.runs), plots)
         status = "FINISHED"

@@ -143,7 +143,8 @@ def build_proposal(cfg, state: JobState, domains: list[str], prior: np.ndarray, 
     from mixopt.propose import propose
 
     runs = state.runs
-    key = hashlib.sha256(json.dumps([len(runs), cfg.search.surrogate, cfg.search.objective, cfg.seed,
+    n_counted = sum(r.source != "confirm" for r in runs)  # a confirmation run does not call for a re-fit
+    key = hashlib.sha256(json.dumps([n_counted, cfg.search.surrogate, cfg.search.objective, cfg.seed,
                                      cfg.constraints.model_dump(mode="json")], sort_keys=True).encode()).hexdigest()[:16]
     path = state.job_dir / "proposal.json"
     if path.exists():  # nothing changed since the last proposal: reuse it (a fit costs seconds to minutes)

@@ -28,15 +28,15 @@ def test_sigkilled_driver_resumes_without_losing_or_rerunning(ray_cluster, tiny_
     job.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     address = ray_cluster.get_runtime_context().gcs_address  # the drivers join the session's Ray runtime
     runs_file = cfg.job_dir / "runs.jsonl"
-    log = open(tmp_path / "driver1.log", "w")
-    proc = subprocess.Popen(_search_cmd(job, address), stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 240
-    while not (runs_file.exists() and read_runs(runs_file)):
-        assert proc.poll() is None, (tmp_path / "driver1.log").read_text()[-3000:]
-        assert time.time() < deadline, "no proxy run finished in time"
-        time.sleep(0.1)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    with open(tmp_path / "driver1.log", "w") as log:
+        proc = subprocess.Popen(_search_cmd(job, address), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 240
+        while not (runs_file.exists() and read_runs(runs_file)):
+            assert proc.poll() is None, (tmp_path / "driver1.log").read_text()[-3000:]
+            assert time.time() < deadline, "no proxy run finished in time"
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     before_bytes = runs_file.read_bytes()
     before = {r.run_id: r for r in read_runs(runs_file)}
     pending = json.loads((cfg.job_dir / "state.json").read_text())["pending"]

@@ -157,13 +157,16 @@ def _closed_port() -> int:
 def test_tracking_down_loses_no_results_and_report_backfills(ray_cluster, tiny_job, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    down = tiny_job("down", search={"strategy": "regmix", "n_init": 2}, budget={"runs": 2},
+    down = tiny_job("down", search={"strategy": "regmix", "n_init": 2, "confirm": True}, budget={"runs": 2},
                     tracking={"uri": f"http://127.0.0.1:{_closed_port()}"})
     res = run_search(down, progress=False)
     ids = sorted(r.run_id for r in read_runs(down.job_dir / "runs.jsonl"))
-    assert ids == ["r0000", "r0001"]
+    assert ids == ["c0002", "r0000", "r0001"]  # two budgeted runs + the confirmation run of the proposal
     assert sorted(res.unlogged) == ids and res.tracking_error
-    assert res.proposal is not None
+    assert res.proposal is not None and res.spent["runs"] == 2
+    confirm = {r.run_id: r for r in res.runs}["c0002"]
+    assert confirm.source == "confirm" and confirm.weights == res.proposal["weights"]
+    assert res.proposal["observed"] == confirm.objective and math.isfinite(confirm.objective)
     up = down.model_copy(deep=True)
     up.tracking.uri = None  # the local store is reachable
     assert main(["report", str(write_job(up, tmp_path / "up.yaml"))]) == 0

@@ -47,11 +47,24 @@ def topology(tmp_path_factory, token_env):
         head.wait_ready(180)
         mlflow_srv.wait_ready(180)
         yield head, mlflow_srv
-    # stopped by process group: nothing of either group is left, and Ray's session dir is gone
+    # stopped by process group: no live member of either group is left (orphaned zombies may linger
+    # until PID 1 reaps them), and Ray's session dir is gone
     for server in (head, mlflow_srv):
-        with pytest.raises(ProcessLookupError):
-            os.killpg(server.process.pid, 0)
+        assert _live_group_members(server.process.pid) == [], server.name
     assert not any(p.exists() for p in head.cleanup)
+
+
+def _live_group_members(pgid: int) -> list[str]:
+    import psutil
+
+    live = []
+    for p in psutil.process_iter(["name", "status"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                live.append(f"{p.pid} {p.info['name']}")
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return live
 
 
 def test_jobs_api_requires_the_token(topology, monkeypatch):
