@@ -38,7 +38,8 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=64, help="reveals for the non-random strategies")
     ap.add_argument("--strategies", default="bo,regmix,mixing_law")
     ap.add_argument("--targets", default="mean,pile_cc")
-    ap.add_argument("--compare-recommend", action="store_true", help="also run recommend='predicted'")
+    ap.add_argument("--compare-recommend", action="store_true",
+                    help="also run each strategy with its other recommendation rule (revealed <-> predicted)")
     ap.add_argument("--out", type=Path, default=Path("experiments/out/replay"))
     args = ap.parse_args()
 
@@ -63,8 +64,9 @@ def main() -> None:
               f"to rank 1 {rand.summary.loc[0, 'reveals_to_rank1']:.1f} ({time.time() - t0:.1f}s)")
         runs = [(s, {}) for s in args.strategies.split(",")]
         if args.compare_recommend:
-            runs += [(s + ":predicted", {"recommend": "predicted"}) for s in args.strategies.split(",")
-                     if s != "random"]
+            other = {"bo": "revealed"}
+            runs += [(f"{s}:{other.get(s, 'predicted')}", {"recommend": other.get(s, "predicted")})
+                     for s in args.strategies.split(",") if s != "random"]
         frames = [rand.curves]
         rows = []
         for label, extra in runs:

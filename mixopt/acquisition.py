@@ -43,7 +43,7 @@ def _check(X_obs, y_obs, candidates, q):
 
 def select_batch(X_obs, y_obs, candidates, *, q: int, fidelity_obs=None, fidelity_values=None, costs=None,
                  target_fidelity=None, seed: int = 0, time_budget: float = 20.0, max_candidates: int = 1024,
-                 n_threads: int | None = 1) -> list[tuple[int, int]]:
+                 mes_candidates: int = 256, n_threads: int | None = 1) -> list[tuple[int, int]]:
     """Choose ``q`` distinct (candidate index, fidelity index) pairs to evaluate next.
 
     X_obs: ``(n, k)`` observed mixtures; y_obs: ``(n,)`` their objective (lower is better).
@@ -51,7 +51,9 @@ def select_batch(X_obs, y_obs, candidates, *, q: int, fidelity_obs=None, fidelit
     size; cheapest first, the last is the target unless ``target_fidelity`` names another) and
     fidelity_obs: ``(n,)`` the fidelity value of each observation. costs: ``(F,)`` cost per fidelity
     (default: proportional to the fidelity value). Candidates beyond ``max_candidates`` are subsampled
-    (seeded). Without fidelities every pair has fidelity index 0.
+    (seeded); the multi-fidelity MES scores at most ``mes_candidates`` of them (x fidelities). If the
+    acquisition runs past ``time_budget`` seconds, the rest of the batch comes from qLogNEI at the target
+    fidelity. Without fidelities every pair has fidelity index 0.
     """
     import torch
 
@@ -84,7 +86,18 @@ def select_batch(X_obs, y_obs, candidates, *, q: int, fidelity_obs=None, fidelit
                 cost = np.asarray(costs, float).ravel() if costs is not None else fv / fv.max()
                 if cost.shape != fv.shape or (cost <= 0).any():
                     raise MixoptError("select_batch: costs must be one positive value per fidelity")
-                return _mf_mes(model, C[cand_idx], cand_idx, fv, cost, lo, hi, q, seed)
+                mes_idx = cand_idx if len(cand_idx) <= mes_candidates else np.sort(
+                    rng.choice(cand_idx, mes_candidates, replace=False))
+                deadline = t0 + time_budget
+                picks = _mf_mes(model, C[mes_idx], mes_idx, fv, cost, lo, hi, q, seed, deadline)
+                if len(picks) < q:  # out of time: top up at the target fidelity with qLogNEI
+                    log.info("multi-fidelity acquisition hit the time budget after %d picks", len(picks))
+                    rest = np.setdiff1d(cand_idx, [c for c, _ in picks])
+                    Zb = Zo.copy()
+                    Zb[:, -1] = 1.0
+                    Zr = encode_inputs(C[rest], np.full((len(rest), 1), fv[t_idx]), lo, hi)
+                    picks += [(int(rest[i]), t_idx) for i in _log_nei(model, Zb, Zr, q - len(picks))]
+                return picks
             except MixoptError:
                 raise
             except Exception as e:  # numerical trouble in MES: fall back to the target-fidelity EI
@@ -120,7 +133,7 @@ def _log_nei(model, Z_base, Z_cand, q) -> list[int]:
     return _match_rows(chosen, tc)
 
 
-def _mf_mes(model, Cw, cand_idx, fv, cost, lo, hi, q, seed) -> list[tuple[int, int]]:
+def _mf_mes(model, Cw, cand_idx, fv, cost, lo, hi, q, seed, deadline) -> list[tuple[int, int]]:
     import torch
     from botorch.acquisition.cost_aware import InverseCostWeightedUtility
     from botorch.acquisition.max_value_entropy_search import qMultiFidelityMaxValueEntropy
@@ -159,12 +172,12 @@ def _mf_mes(model, Cw, cand_idx, fv, cost, lo, hi, q, seed) -> list[tuple[int, i
         choices.append(Zf)
         pairs += [(int(c), fi) for c in cand_idx]
     choices = torch.cat(choices)
-    return [pairs[i] for i in _greedy_distinct(acq, choices, [p[0] for p in pairs], q)]
+    return [pairs[i] for i in _greedy_distinct(acq, choices, [p[0] for p in pairs], q, deadline)]
 
 
-def _greedy_distinct(acq, choices, keys, q) -> list[int]:
+def _greedy_distinct(acq, choices, keys, q, deadline: float) -> list[int]:
     """Sequential greedy batch over a finite set, at most one choice per key (candidate), with the earlier
-    picks set as pending points of the acquisition."""
+    picks set as pending points of the acquisition; stops early (fewer picks) past ``deadline``."""
     import torch
 
     keys = np.asarray(keys)
@@ -177,5 +190,7 @@ def _greedy_distinct(acq, choices, keys, q) -> list[int]:
         if torch.isinf(vals).all():
             break
         taken.append(int(torch.argmax(vals)))
+        if len(taken) == q or time.perf_counter() > deadline:
+            break
         acq.set_X_pending(choices[taken])
     return taken

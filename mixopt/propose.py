@@ -85,7 +85,8 @@ def sample_candidates(n: int, prior: np.ndarray, feasible: FeasibleSet, rng: np.
     parts = []
     n_prior, n_unif = n // 2, n // 4
     conc = np.exp(rng.uniform(np.log(1.0), np.log(1000.0), n_prior))
-    parts.append(np.stack([rng.dirichlet(c * p + 1e-3) for c in conc]) if n_prior else np.empty((0, k)))
+    G = rng.gamma(conc[:, None] * p[None, :] + 1e-3)  # Dirichlet(c * prior) draws, vectorised
+    parts.append(G / np.clip(G.sum(axis=1, keepdims=True), 1e-300, None))
     parts.append(rng.dirichlet(np.ones(k), n_unif))
     parts.append(rng.dirichlet(np.full(k, 0.1), n - n_prior - n_unif))
     C = np.vstack(parts)
@@ -129,7 +130,7 @@ def _slsqp(f, starts, fs: FeasibleSet) -> list[np.ndarray]:
 
 
 def propose(surrogate, domains: Sequence[str], *, objective_weights=None, constraints: Constraints | None = None,
-            prior=None, method: str = "auto", seed: int = 0, n_candidates: int = 20000, top_k: int = 100,
+            prior=None, method: str = "auto", seed: int = 0, n_candidates: int | None = None, top_k: int = 64,
             n_starts: int = 4, target_names: Sequence[str] | None = None) -> Proposal:
     """Minimise the fitted ``surrogate``'s predicted objective over feasible mixtures of ``domains``.
 
@@ -137,7 +138,8 @@ def propose(surrogate, domains: Sequence[str], *, objective_weights=None, constr
     constraints: :class:`Constraints` (default: only the simplex). prior: ``(k,)`` natural mixture
     (default uniform) — the centre of the candidate sampler and the reference of the KL bound.
     method: ``"auto" | "sample_topk" | "slsqp"``; n_candidates sampled for ``sample_topk`` (and as SLSQP
-    starts), averaged over the ``top_k`` best; ``n_starts`` SLSQP starts; target_names label
+    starts; default 8000, or ``max(2000, 40000 // m)`` for tree surrogates with ``m`` targets, whose
+    prediction dominates the cost), averaged over the ``top_k`` best; ``n_starts`` SLSQP starts; target_names label
     ``predicted_targets``. Returns a :class:`Proposal`; infeasible constraints raise a one-line
     :class:`MixoptError`.
     """
@@ -148,7 +150,7 @@ def propose(surrogate, domains: Sequence[str], *, objective_weights=None, constr
 
 
 def _propose(surrogate, domains: Sequence[str], *, objective_weights=None, constraints: Constraints | None = None,
-            prior=None, method: str = "auto", seed: int = 0, n_candidates: int = 20000, top_k: int = 100,
+            prior=None, method: str = "auto", seed: int = 0, n_candidates: int | None = None, top_k: int = 64,
             n_starts: int = 4, target_names: Sequence[str] | None = None) -> Proposal:
     domains = list(domains)
     k = len(domains)
@@ -165,6 +167,9 @@ def _propose(surrogate, domains: Sequence[str], *, objective_weights=None, const
     fs = (constraints or Constraints()).resolve(domains, prior=p)
     rng = np.random.default_rng(seed)
     f = _objective_fn(surrogate, objective_weights)
+    smooth = bool(getattr(surrogate, "smooth", False))
+    if n_candidates is None:
+        n_candidates = 8000 if smooth else max(2000, 40000 // max(1, int(surrogate.n_targets_)))
 
     C = sample_candidates(n_candidates, p, fs, rng)
     C = np.vstack([C, fs.project(p)])
@@ -172,7 +177,6 @@ def _propose(surrogate, domains: Sequence[str], *, objective_weights=None, const
     order = np.argsort(obj)
     top = C[order[: max(1, min(top_k, len(C)))]]
     results = {"sample_topk": fs.project(top.mean(axis=0))}
-    smooth = bool(getattr(surrogate, "smooth", False))
     if method == "slsqp" or (method == "auto" and smooth):
         starts = [results["sample_topk"]] + [C[i] for i in order[: max(0, n_starts - 1)]]
         cand = _slsqp(f, starts, fs)

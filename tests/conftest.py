@@ -20,6 +20,7 @@ def ray_cluster():
     if not ray.is_initialized():
         ray.init(
             num_cpus=2,
+            _node_ip_address="127.0.0.1",
             object_store_memory=80 * 1024**2,
             include_dashboard=False,
             configure_logging=False,

@@ -6,8 +6,11 @@ Thin: parse, validate, call :mod:`mixopt.search` / :mod:`mixopt.tracking`, print
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import warnings
@@ -31,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_search)
 
     p = sub.add_parser("status", help="runs done/running/failed, best so far, budget left")
-    p.add_argument("job", help="job YAML file")
+    p.add_argument("job", help="job YAML file (with --address: a job id from `mixopt submit`)")
+    p.add_argument("--address", metavar="URL", help="Ray Jobs API URL: show a cluster job's state")
     p.set_defaults(handler=cmd_status)
 
     p = sub.add_parser("report", help="the proposal, run tables and where the plots are")
@@ -87,6 +91,10 @@ def _state(cfg):
 
 
 def cmd_status(args) -> int:
+    if args.address:
+        from mixopt.service import print_cluster_status
+
+        return print_cluster_status(args.address, args.job)
     from mixopt.search.report import format_status
 
     cfg = load_job_config(args.job)
@@ -103,7 +111,7 @@ def cmd_report(args) -> int:
     cfg = load_job_config(args.job)
     state = _state(cfg)
     unlogged, err = backfill_tracking(cfg)
-    path = cfg.job_dir / "proposal.json"
+    path = cfg.job_dir.resolve() / "proposal.json"
     if path.exists():
         proposal = json.loads(path.read_text())
         if proposal.get("n_runs") != len(state.runs):
@@ -122,7 +130,7 @@ def cmd_report(args) -> int:
         print("\nplots:")
         for p in plots:
             print(f"  {p}")
-    print(f"\nfiles: {path}, {cfg.job_dir / 'runs.jsonl'}")
+    print(f"\nfiles: {path}, {path.parent / 'runs.jsonl'}")
     from mixopt.tracking import tracking_uri
 
     print(f"MLflow: {tracking_uri(cfg)} (experiment {cfg.experiment_name()!r}); browse: {_ui_hint(args.job)}")
@@ -140,7 +148,7 @@ def cmd_propose(args) -> int:
     if proposal is None:
         raise MixoptError(f"{cfg.job_dir}: fewer than two successful runs; nothing to fit yet")
     print(format_proposal(proposal))
-    print(f"proposal: {cfg.job_dir / 'proposal.json'}")
+    print(f"proposal: {cfg.job_dir.resolve() / 'proposal.json'}")
     if plots:
         print(f"plots: {plots[0].parent.resolve()}/")
     return 0
@@ -173,13 +181,23 @@ def cmd_ui(args) -> int:
     if args.print_command:
         print(shlex.join(cmd))
         return 0
-    proc = subprocess.Popen(cmd)
+    # The server leads its own process group (mlflow ui forks workers); Ctrl-C or SIGTERM stops the group.
+    proc = subprocess.Popen(cmd, start_new_session=True)
+
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _stop)
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -34,7 +34,7 @@ def format_status(cfg, state: JobState) -> str:
     elapsed = float(state.meta.get("elapsed_s", 0.0))
     pending = len(state.meta.get("pending", {}))
     live = driver_alive(state)
-    lines = [f"job {cfg.name} ({cfg.job_dir}): strategy {cfg.search.strategy}, "
+    lines = [f"job {cfg.name} ({cfg.job_dir.resolve()}): strategy {cfg.search.strategy}, "
              f"driver {'running' if live else 'not running'}"]
     lines.append(f"runs: {len(state.ok_runs)} done, {pending} {'running' if live else 'interrupted (re-run on resume)'}, "
                  f"{len(state.failed_runs)} failed")
@@ -114,4 +114,4 @@ def format_cv_table(table) -> str:
 
 
 def plot_paths(job_dir: Path) -> list[Path]:
-    return sorted((Path(job_dir) / "plots").glob("*.png"))
+    return sorted((Path(job_dir).resolve() / "plots").glob("*.png"))

@@ -25,7 +25,9 @@ class BOStrategy(Strategy):
         seed: seeds the initial design, the acquisition optimiser and the GP fits.
         cheap_share: with several fidelities, the share of the initial design run at the cheapest fidelity
             (the rest, at least one run, is run at the target fidelity on the same mixtures).
-        recommend: ``"revealed"`` (default) or ``"predicted"`` (GP posterior mean at the target fidelity).
+        recommend: ``"predicted"`` (default: the candidate with the best GP posterior mean at the target
+            fidelity; better than ``"revealed"`` on the RegMix tables, see ``experiments/LOG.md``) or
+            ``"revealed"`` (the best revealed target-fidelity run).
         select_params: extra keyword arguments for :func:`mixopt.propose.select_batch`.
 
     >>> s = BOStrategy(seed=0)
@@ -36,7 +38,12 @@ class BOStrategy(Strategy):
     name = "bo"
 
     def __init__(
-        self, seed: int = 0, *, cheap_share: float = 0.75, recommend: str = "revealed", select_params: dict | None = None
+        self,
+        seed: int = 0,
+        *,
+        cheap_share: float = 0.75,
+        recommend: str = "predicted",
+        select_params: dict | None = None,
     ) -> None:
         super().__init__(seed=seed, recommend=recommend)
         self.cheap_share = float(cheap_share)

@@ -129,7 +129,8 @@ class GPSurrogate(Surrogate):
     max_n: fit on at most this many runs (a seeded random subset) to bound the O(n^3) cost.
     warp: input warp of the weights (``"log"`` or ``"none"``, see :func:`encode_inputs`).
     max_iter: L-BFGS steps for the (shared) hyper-parameters. n_threads: torch threads while fitting and
-    predicting (``None`` = leave torch's setting).
+    predicting (``None`` = leave torch's setting). predict_chunk: rows per posterior call in ``predict``
+    (bounds memory when scoring many candidates).
     """
 
     smooth = True
@@ -137,8 +138,9 @@ class GPSurrogate(Surrogate):
 
     def __init__(self, noise_floor: float = 1e-6, max_n: int = 1000, max_iter: int = 75,
                  n_threads: int | None = 1, warp: str = "log", fidelity_columns=None, target_fidelity=None,
-                 random_state=None):
+                 random_state=None, predict_chunk: int = 2048):
         self.noise_floor = noise_floor
+        self.predict_chunk = predict_chunk
         self.max_iter = max_iter
         self.n_threads = n_threads
         self.warp = warp
@@ -167,9 +169,15 @@ class GPSurrogate(Surrogate):
         Z = encode_inputs(W, F, self.f_lo_, self.f_hi_, warp=self.warp)
         tZ = torch.as_tensor(Z, dtype=torch.float64)
         mean, std = [], []
+        # Predict in chunks: a posterior over many candidates at once materialises an (n, n) covariance
+        # (20k proposer candidates -> tens of GB), while only its diagonal is needed here.
         with torch.no_grad(), torch_threads(self.n_threads):
             for model in self.models_:
-                post = model.posterior(tZ)
-                mean.append(post.mean.numpy().reshape(-1))
-                std.append(post.variance.clamp_min(0).sqrt().numpy().reshape(-1))
+                m_parts, s_parts = [], []
+                for chunk in torch.split(tZ, self.predict_chunk):
+                    post = model.posterior(chunk)
+                    m_parts.append(post.mean.numpy().reshape(-1))
+                    s_parts.append(post.variance.clamp_min(0).sqrt().numpy().reshape(-1))
+                mean.append(np.concatenate(m_parts))
+                std.append(np.concatenate(s_parts))
         return np.column_stack(mean), np.column_stack(std)
