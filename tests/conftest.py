@@ -12,6 +12,18 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread per test: the suite runs on small shared machines, where oversubscribed OpenMP
+    threads make tiny matmuls orders of magnitude slower. Ray workers and subprocesses set their own."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """A real Ray runtime on this machine (2 CPUs, small object store), shut down at the session's end."""
