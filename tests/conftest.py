@@ -43,6 +43,24 @@ def ray_cluster():
     ray.shutdown()
 
 
+SHARED = Path(os.environ.get("MIXOPT_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+
+
+@pytest.fixture(scope="session")
+def regmix_dir() -> Path:
+    """RegMix's published proxy runs in ``../shared/data/regmix`` beside the checkout (or ``$MIXOPT_SHARED``).
+
+    Missing tables fail the test under CI (which always has shared/) and skip it elsewhere, with the path.
+    """
+    d = SHARED / "data" / "regmix"
+    if not (d / "train_mixture_1m.csv").exists():
+        msg = f"RegMix tables not found in {d} (set MIXOPT_SHARED to the shared/ folder)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return d
+
+
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory) -> Path:
     """A demo corpus directory (built once per session) with its `job.yaml`."""

@@ -13,9 +13,6 @@ from mixopt.cli import main
 from mixopt.errors import TableError
 from mixopt.runs import RunTable, load_run_table
 
-REGMIX = Path(__file__).resolve().parents[2] / "shared" / "data" / "regmix"
-needs_regmix = pytest.mark.skipif(not (REGMIX / "train_mixture_1m.csv").exists(), reason="shared data missing")
-
 
 def _table(tmp_path, n=30, seed=0) -> Path:
     rng = np.random.default_rng(seed)
@@ -105,20 +102,18 @@ def test_from_records_same_path_as_the_search():
         RunTable.from_records(recs[-1:])
 
 
-@needs_regmix
-def test_regmix_tables_join_on_index():
-    t = load_run_table([REGMIX / "train_mixture_1m.csv", REGMIX / "train_pile_loss_1m.csv"],
+def test_regmix_tables_join_on_index(regmix_dir):
+    t = load_run_table([regmix_dir / "train_mixture_1m.csv", regmix_dir / "train_pile_loss_1m.csv"],
                        weights="train_", targets="metric/")
     assert t.weights.shape == (512, 17) and t.targets.shape == (512, 13) and not t.skipped
     td = t.target_domains()
     assert td is not None and [t.domains[i] for i in td][:2] == ["arxiv", "freelaw"]
 
 
-@needs_regmix
-def test_cli_fit_on_the_shared_tables(tmp_path, capsys):
+def test_cli_fit_on_the_shared_tables(regmix_dir, tmp_path, capsys):
     sub = tmp_path / "mix.csv"
-    pd.read_csv(REGMIX / "train_mixture_1m.csv").head(96).to_csv(sub, index=False)
-    rc = main(["fit", str(sub), "--join", str(REGMIX / "train_pile_loss_1m.csv"), "--on", "index",
+    pd.read_csv(regmix_dir / "train_mixture_1m.csv").head(96).to_csv(sub, index=False)
+    rc = main(["fit", str(sub), "--join", str(regmix_dir / "train_pile_loss_1m.csv"), "--on", "index",
                "--weights", "train_", "--targets", "metric/", "--surrogate", "auto",
                "--params", '{"candidates": ["linear", "mixing_law"], "n_folds": 3}', "--propose",
                "--max-weight", "0.5", "--out", str(tmp_path / "out")])

@@ -10,14 +10,11 @@ from replay_tables import synthetic_table
 
 from mixopt.cli import main
 
-REGMIX = Path("/work/shared/data/regmix")
 
-
-@pytest.mark.skipif(not REGMIX.exists(), reason="shared RegMix tables not present")
-def test_cli_on_shared_regmix_tables(tmp_path, capsys):
+def test_cli_on_shared_regmix_tables(regmix_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["replay", str(REGMIX / "train_mixture_1m.csv"), str(REGMIX / "test_mixture_1m.csv"),
-            "--join", str(REGMIX / "train_pile_loss_1m.csv"), str(REGMIX / "test_pile_loss_1m.csv"),
+    argv = ["replay", str(regmix_dir / "train_mixture_1m.csv"), str(regmix_dir / "test_mixture_1m.csv"),
+            "--join", str(regmix_dir / "train_pile_loss_1m.csv"), str(regmix_dir / "test_pile_loss_1m.csv"),
             "--on", "index", "--weights", "train_", "--targets", "metric/", "--objective", "pile_cc=1",
             "--strategy", "random,regmix", "--seeds", "2", "--budget", "12", "--n-init", "6",
             "--set", "regmix.n_min=6", "--out", str(out)]
