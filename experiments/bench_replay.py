@@ -6,7 +6,7 @@ non-random strategies get ``--budget`` reveals, random search the whole pool (it
 analytic expectation (N+1)/4 reveals to reach the top 3 is printed beside the measured one.
 
     python experiments/bench_replay.py --seeds 5 --budget 64 [--strategies bo,regmix,mixing_law]
-        [--compare-recommend] [--data /work/shared/data/regmix]
+        [--compare-recommend] [--data ../shared/data/regmix]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def load_regmix(data: Path) -> tuple[np.ndarray, pd.DataFrame, list[str]]:
 def main() -> None:
     torch.set_num_threads(1)  # GP fits on <100 points: threads only add contention on shared cores
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("/work/shared/data/regmix"))
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "regmix")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budget", type=int, default=64, help="reveals for the non-random strategies")
     ap.add_argument("--strategies", default="bo,regmix,mixing_law")
