@@ -41,6 +41,8 @@ def main() -> None:
     ap.add_argument("--compare-recommend", action="store_true",
                     help="also run each strategy with its other recommendation rule (revealed <-> predicted)")
     ap.add_argument("--out", type=Path, default=Path("experiments/out/replay"))
+    ap.add_argument("--n-init", type=int, default=None,
+                    help="random initial reveals shared by every strategy (default: replay's, max(4, k//4+1))")
     args = ap.parse_args()
 
     W, L, domains = load_regmix(args.data)
@@ -57,7 +59,7 @@ def main() -> None:
         N = pool.X.shape[0]
         print(f"\n=== target {target} ({names[0] if target != 'mean' else 'mean of 13'}), pool {N} ===")
         t0 = time.time()
-        rand = replay(pool, ["random"], seeds=args.seeds, budget=N, n_init=10)
+        rand = replay(pool, ["random"], seeds=args.seeds, budget=N, n_init=args.n_init)
         rand_top3 = rand.summary.loc[0, "reveals_to_top3"]
         analytic = rand.summary.attrs["random_expected_reveals_to_top3"]
         print(f"random: reveals to top-3 measured {rand_top3:.1f} (analytic {analytic:.1f}), "
@@ -72,7 +74,7 @@ def main() -> None:
         for label, extra in runs:
             name = label.split(":")[0]
             t0 = time.time()
-            res = replay(pool, [name], seeds=args.seeds, budget=args.budget, n_init=10,
+            res = replay(pool, [name], seeds=args.seeds, budget=args.budget, n_init=args.n_init,
                          strategy_params={name: params.get(name, {}) | extra},
                          progress=lambda s, k, t0=t0: print(f"  {s} seed {k} ({time.time() - t0:.0f}s)", flush=True))
             dt = time.time() - t0

@@ -104,7 +104,8 @@ def replay(
         strategies: names for :func:`mixopt.strategies.make_strategy`.
         seeds: number of seeds (0..n-1) or the seeds themselves.
         budget: total cost per replay (default: 50 target-fidelity runs or the whole pool if smaller).
-        n_init: initial design size (default: ``max(4, k // 2 + 2)``, at most a quarter of the pool).
+        n_init: initial design size (default: ``max(4, k // 4 + 1)``, at most a quarter of the pool; small
+            designs let the surrogate-driven strategies start exploiting sooner, see experiments/LOG.md).
         batch_size: picks per ``ask``.
         strategy_params: per-strategy keyword arguments.
         progress: optional callable ``(strategy, seed)`` called before each replay.
@@ -119,7 +120,7 @@ def replay(
     if not budget > 0:
         raise MixoptError(f"budget must be positive, got {budget}")
     if n_init is None:
-        n_init = max(4, pool.X.shape[1] // 2 + 2)
+        n_init = max(4, pool.X.shape[1] // 4 + 1)
     n_init = max(1, min(int(n_init), max(1, N // 4)))
     params = strategy_params or {}
     rows = []
