@@ -37,7 +37,7 @@ from mixopt.search.progress import ProgressDisplay, Snapshot
 from mixopt.search.proposal import build_proposal, history_from_runs, objective_weights
 from mixopt.search.ray_runtime import ray_session
 from mixopt.search.report import HEARTBEAT_S
-from mixopt.search.state import JobState, Launch, RunEntry, atomic_write_text, config_hash
+from mixopt.search.state import JobState, Launch, RunEntry, atomic_write_text, best_run, config_hash
 from mixopt.search.workers import ProxyTask, proxy_flops, record_failure, train_settings
 
 __all__ = ["SearchResult", "run_search"]
@@ -74,8 +74,7 @@ class SearchResult:
 
     @property
     def best(self) -> RunEntry | None:
-        ok = [r for r in self.ok_runs if r.objective is not None]
-        return min(ok, key=lambda r: r.objective) if ok else None
+        return best_run(self.runs)
 
 
 def _spent(runs: list[RunEntry]) -> Spend:

@@ -163,6 +163,12 @@ def read_runs(path: Path, *, repair: bool = False) -> list[RunEntry]:
     return unique
 
 
+def best_run(runs: list[RunEntry], fidelity: int | None = None) -> RunEntry | None:
+    """The ok run with the lowest objective among ``runs`` (optionally only those at ``fidelity``)."""
+    cands = [r for r in runs if r.ok and r.objective is not None and (fidelity is None or r.fidelity == fidelity)]
+    return min(cands, key=lambda r: r.objective) if cands else None
+
+
 class JobState:
     """The persistent state of one search job (thread-safe; the loop and the tracker share it).
 
@@ -304,5 +310,4 @@ class JobState:
 
     def best(self, fidelity: int | None = None) -> RunEntry | None:
         """The finished run with the lowest objective (optionally at one fidelity)."""
-        cands = [r for r in self.ok_runs if r.objective is not None and (fidelity is None or r.fidelity == fidelity)]
-        return min(cands, key=lambda r: r.objective) if cands else None
+        return best_run(self.runs, fidelity)
