@@ -21,7 +21,7 @@ COPY mixopt ./mixopt
 COPY proxies ./proxies
 COPY kernels ./kernels
 COPY examples ./examples
-RUN pip install . && python -c "import mixopt, proxies, ray, mlflow, torch; assert torch.version.cuda is None, torch.__version__"
+RUN pip install . && python -c "import mixopt.proxies, mixopt.kernels, ray, mlflow, torch; assert torch.version.cuda is None, torch.__version__"
 
 # Run as an unprivileged user; /data (the shared named volume) is owned by it.
 RUN useradd --create-home --uid 1000 mixopt && mkdir -p /data /mlartifacts && chown mixopt:mixopt /data /mlartifacts

@@ -159,7 +159,7 @@ def demo(args) -> None:
 
     from mixopt.config import load_job_config
     from mixopt.data import MixtureSampler, build_demo_corpus, prepare_data
-    from proxies import ProxyConfig, build_model, evaluate
+    from mixopt.proxies import ProxyConfig, build_model, evaluate
 
     work = tempfile.mkdtemp(prefix="bench_online_demo_")
     build_demo_corpus(work, seed=0)

@@ -30,11 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels import available_impls, moe_experts
 from mixopt.config import load_job_config
 from mixopt.data import MixtureSampler, build_demo_corpus, prepare_data
-from proxies import ProxyConfig, TrainSettings, train_proxy
-from proxies.moe import router_losses
+from mixopt.kernels import available_impls, moe_experts
+from mixopt.proxies import ProxyConfig, TrainSettings, train_proxy
+from mixopt.proxies.moe import router_losses
 
 
 # --- the naive baseline: straightforward PyTorch, no fused paths --------------------------------------

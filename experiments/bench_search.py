@@ -1,8 +1,8 @@
 """Benchmarks of the mixture search job on the demo corpus.
 
 1. Search efficiency: best observed objective vs number of proxy runs, and the observed objective of the
-   final proposal (a confirmation run at the target fidelity), for ``random``, ``regmix`` and ``bo`` over
-   several seeds. Lower is better. Baseline: ``random`` in the same run.
+   final proposal (``strategy.recommend``, confirmed by a run at the target fidelity), for ``random``,
+   ``regmix`` and ``bo`` over several seeds. Lower is better. Baseline: ``random`` in the same run.
 2. Orchestration overhead: wall time of N proxies through the search loop (Ray tasks, state on disk,
    MLflow) vs the same N proxies trained sequentially in one process, divided by the ideal parallel
    speed-up (``ratio = T_loop / (T_sequential / parallel)``; 1.0 = no overhead).
@@ -62,21 +62,23 @@ def efficiency(args, demo: Path, ws: Path) -> dict:
                 if r.ok:
                     best = min(best, r.objective)
                 curve.append(float(best))
-            p = res.proposal or {}
+            p = res.proposal  # strategy.recommend: what the user gets (and what replay scores)
             out[f"{strategy}/{seed}"] = {
-                "best_vs_runs": curve, "proposal_observed": p.get("observed"), "proposal_predicted": p.get("predicted"),
-                "prior_predicted": (p.get("prior") or {}).get("predicted"), "wall_s": time.time() - t0,
-                "failed": len(res.failed_runs),
+                "best_vs_runs": curve, "proposal_observed": p.observed if p else None,
+                "proposal_predicted": p.predicted if p else None, "proposal_rule": p.rule if p else None,
+                "prior_predicted": p.baselines.get("prior", {}).get("predicted") if p else None,
+                "wall_s": time.time() - t0, "failed": len(res.failed_runs),
             }
-            print(f"{strategy:8s} seed {seed}: best {curve[-1]:.4f}  proposal observed {p.get('observed')}  "
-                  f"predicted {p.get('predicted')}  ({time.time() - t0:.0f}s)", flush=True)
+            print(f"{strategy:8s} seed {seed}: best {curve[-1]:.4f}  proposal ({p.rule if p else '-'}) observed "
+                  f"{p.observed if p else None}  predicted {p.predicted if p else None}  ({time.time() - t0:.0f}s)",
+                  flush=True)
     return out
 
 
 def overhead(args, demo: Path, ws: Path) -> dict:
     from mixopt.data import load_prepared
+    from mixopt.proxies import ProxyConfig, TrainSettings, train_proxy
     from mixopt.search import read_runs, run_search
-    from proxies import ProxyConfig, TrainSettings, train_proxy
 
     n = args.overhead_runs
     cfg = make_cfg(demo, ws, "overhead", "random", 0, n, n, args.tokens, confirm=False)

@@ -113,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from mlflow.tracking import MlflowClient
 
-    from mixopt.cluster import start_mlflow_server, start_ray_head
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "service"))
+    from loopback_servers import start_mlflow_server, start_ray_head  # the test harness, not the library
+
     from mixopt.service import stream_logs, submit_search, wait_for_job
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

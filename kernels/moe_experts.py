@@ -33,7 +33,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from mixopt.errors import MixoptError
+from mixopt.kernels.errors import KernelError
 
 __all__ = ["IMPLS", "available_impls", "eligible", "moe_experts", "resolve_impl", "use_impl"]
 
@@ -45,7 +45,7 @@ _FORCED: list[str] = []
 def use_impl(impl: str) -> Iterator[None]:
     """Force one implementation for every ``moe_experts(impl="auto")`` call inside the block."""
     if impl not in IMPLS + ("auto",):
-        raise MixoptError(f"unknown MoE expert implementation {impl!r}; choose one of {IMPLS + ('auto',)}")
+        raise KernelError(f"unknown MoE expert implementation {impl!r}; choose one of {IMPLS + ('auto',)}")
     _FORCED.append(impl)
     try:
         yield
@@ -95,7 +95,7 @@ def resolve_impl(impl: str, x_TD: torch.Tensor, w_EDF: torch.Tensor) -> str:
         return "reference"
     ok, why = eligible(impl, x_TD, w_EDF)
     if not ok:
-        raise MixoptError(f"MoE expert implementation {impl!r} is not available here: {why}")
+        raise KernelError(f"MoE expert implementation {impl!r} is not available here: {why}")
     return impl
 
 

@@ -1,6 +1,6 @@
 """Capability flags for tests: GPU and Triton tests skip cleanly on machines without them.
 
->>> from kernels.testing import requires_cuda, requires_triton
+>>> from mixopt.kernels.testing import requires_cuda, requires_triton
 """
 
 from __future__ import annotations

@@ -113,17 +113,40 @@ class ProxySettings(_Model):
 
 
 class SearchSettings(_Model):
-    strategy: Literal["bo", "regmix", "mixing_law", "random"] = "bo"
+    """How the search decides. ``strategy`` and ``surrogate`` are names from their registries
+    (``mixopt.strategies.available_strategies()``, ``mixopt.surrogates.available_surrogates()``)."""
+
+    strategy: str = "bo"
     n_init: int = Field(default=8, gt=0, description="initial design size")
     batch_size: int = Field(default=2, gt=0, description="proposals per round (q)")
-    surrogate: str = "auto"
-    objective: Literal["mean"] | dict[str, float] = "mean"
+    surrogate: str | None = Field(default=None, description="model of the proposal (default: the strategy's own)")
+    recommend: Literal["predicted", "revealed"] | None = Field(
+        default=None, description="proposal rule (default: the strategy's own)")
+    objective: str | dict[str, float] = "mean"
     max_retries: int = Field(default=2, ge=0)
     parallel: int | None = Field(default=None, gt=0, description="concurrent proxies (default: CPUs)")
     cpus_per_proxy: float = Field(default=1.0, gt=0)
     gpus_per_proxy: float = Field(default=0.0, ge=0)
     confirm: bool = Field(default=False, description="train the proposal at the target fidelity at the end")
     candidates: int = Field(default=2048, gt=0, description="candidate mixtures per acquisition round")
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        from mixopt.strategies.registry import STRATEGIES
+
+        if v not in STRATEGIES:
+            raise ValueError(f"unknown strategy {v!r}; choose one of {', '.join(STRATEGIES.names())}")
+        return v
+
+    @field_validator("surrogate")
+    @classmethod
+    def _known_surrogate(cls, v: str | None) -> str | None:
+        from mixopt.surrogates.registry import SURROGATES
+
+        if v is not None and v not in SURROGATES:
+            raise ValueError(f"unknown surrogate {v!r}; choose one of {', '.join(SURROGATES.names())}")
+        return v
 
 
 class BudgetSettings(_Model):
@@ -206,7 +229,14 @@ class JobConfig(_Model):
 
     @model_validator(mode="after")
     def _domain_references(self) -> JobConfig:
+        from mixopt.errors import TableError
+        from mixopt.objective import Objective
+
         names = set(self.domains)
+        try:  # the objective weighs per-domain losses: its names must be domains
+            Objective.parse(self.search.objective).weights(list(self.domains))
+        except TableError as e:
+            raise ValueError(f"search.objective: {e}") from None
         refs = {"search.objective": self.search.objective}
         refs |= {"constraints.min_weight": self.constraints.min_weight, "constraints.max_weight": self.constraints.max_weight}
         for key, value in refs.items():

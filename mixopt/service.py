@@ -43,7 +43,7 @@ from mixopt.security import check_relative, is_loopback
 
 __all__ = [
     "DEFAULT_ADDRESS",
-    "JobState",
+    "ClusterJobStatus",
     "ServiceError",
     "cluster_status",
     "default_address",
@@ -65,7 +65,7 @@ class ServiceError(MixoptError, RuntimeError):
 
 
 @dataclass(frozen=True)
-class JobState:
+class ClusterJobStatus:
     """What the Jobs API knows about one submission. Times are Unix seconds (``None`` until known)."""
 
     job_id: str
@@ -223,7 +223,7 @@ def submit_search(
             raise ServiceError(f"submitting {config_path} failed: {_first_line(e)}") from None
 
 
-def cluster_status(address: str | None, job_id: str) -> JobState:
+def cluster_status(address: str | None, job_id: str) -> ClusterJobStatus:
     """The job's state as the Jobs API reports it; :class:`ServiceError` for an unknown id."""
     client = job_client(address)
     try:
@@ -231,7 +231,7 @@ def cluster_status(address: str | None, job_id: str) -> JobState:
     except (RuntimeError, ConnectionError, OSError) as e:
         raise ServiceError(f"job {job_id!r}: {_first_line(e)}") from None
     ms = lambda t: t / 1000.0 if t else None  # noqa: E731  (the API reports milliseconds)
-    return JobState(
+    return ClusterJobStatus(
         job_id=job_id,
         status=str(info.status.value if hasattr(info.status, "value") else info.status),
         message=info.message or "",
@@ -255,7 +255,7 @@ def print_cluster_status(address: str | None, job_id: str, out: TextIO | None = 
     return 1 if st.status in ("FAILED", "STOPPED") else 0
 
 
-def wait_for_job(address: str | None, job_id: str, *, timeout_s: float = 600.0, poll_s: float = 1.0) -> JobState:
+def wait_for_job(address: str | None, job_id: str, *, timeout_s: float = 600.0, poll_s: float = 1.0) -> ClusterJobStatus:
     """Poll until the job is SUCCEEDED/FAILED/STOPPED; :class:`ServiceError` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -269,7 +269,7 @@ def wait_for_job(address: str | None, job_id: str, *, timeout_s: float = 600.0, 
 
 def stream_logs(
     address: str | None, job_id: str, *, follow: bool = False, out: TextIO | None = None
-) -> JobState:
+) -> ClusterJobStatus:
     """Write the job's driver log to ``out`` (default stdout; all of it, or with ``follow`` until the end)."""
     out = out or sys.stdout
     client = job_client(address)

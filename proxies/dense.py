@@ -6,7 +6,7 @@ attention + feed-forward), :class:`Attention`, :class:`SwiGLU`, :class:`Rotary`.
 shapes: B batch, T time, D model width, H heads, K head dim, F feed-forward width, V vocabulary.
 The MoE family (``proxies/moe.py``) reuses these blocks and only swaps the feed-forward.
 
->>> from proxies.config import ProxyConfig
+>>> from mixopt.proxies.config import ProxyConfig
 >>> model = Transformer(ProxyConfig.preset("dense-tiny").with_vocab(300))
 >>> model(torch.zeros(2, 16, dtype=torch.long)).logits_BTV.shape
 torch.Size([2, 16, 300])
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from proxies.config import ProxyConfig
+from mixopt.proxies.config import ProxyConfig
 
 __all__ = ["Attention", "Block", "ModelOutput", "RMSNorm", "Rotary", "SwiGLU", "Transformer"]
 

@@ -11,7 +11,7 @@ Auxiliary losses (returned beside the output, already weighted, added to the LM 
   P_e: mean router probability of e); 1 at perfect balance, up to E/K when collapsed;
 - router z-loss ``mean(logsumexp(logits)^2)``, keeping router logits small.
 
->>> from proxies.config import ProxyConfig
+>>> from mixopt.proxies.config import ProxyConfig
 >>> model = MoETransformer(ProxyConfig.preset("moe-tiny").with_vocab(300))
 >>> out = model(torch.zeros(2, 16, dtype=torch.long))
 >>> out.logits_BTV.shape, out.aux_loss.shape
@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels import moe_experts
-from proxies.config import ProxyConfig
-from proxies.dense import SwiGLU, Transformer
+from mixopt.kernels import moe_experts
+from mixopt.proxies.config import ProxyConfig
+from mixopt.proxies.dense import SwiGLU, Transformer
 
 __all__ = ["MoEFeedForward", "MoETransformer", "Router", "RouterOutput"]
 

@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kernels import resolve_impl
 from mixopt.errors import MixoptError
-from proxies.config import ProxyConfig, TrainSettings
-from proxies.dense import Transformer
-from proxies.moe import MoEFeedForward, MoETransformer
-from proxies.record import RunRecord
-from proxies.schedule import eval_steps, lr_factor
+from mixopt.kernels import resolve_impl
+from mixopt.proxies.config import ProxyConfig, TrainSettings
+from mixopt.proxies.dense import Transformer
+from mixopt.proxies.moe import MoEFeedForward, MoETransformer
+from mixopt.proxies.record import RunRecord
+from mixopt.proxies.schedule import eval_steps, lr_factor
 
 __all__ = ["build_model", "default_threads", "evaluate", "train_proxy"]
 

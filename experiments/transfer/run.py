@@ -58,7 +58,7 @@ def prepare(cfg: ExperimentConfig):
 
 def model_config(spec, vocab_size: int):
     """``ProxyConfig`` of a scale: the preset (with the tokenizer's vocabulary) plus any overrides."""
-    from proxies import ProxyConfig
+    from mixopt.proxies import ProxyConfig
 
     c = ProxyConfig.preset(spec.preset).with_vocab(vocab_size)
     if spec.overrides:
@@ -92,7 +92,7 @@ def search_job_config(cfg: ExperimentConfig, base, objective: str, weights: dict
     job.proxy = ProxySettings(preset=preset, tokens=p.tokens, fidelities=fids, **t)
     job.search = SearchSettings(strategy=strategy, n_init=s.n_init, batch_size=s.batch_size, objective=weights,
                                 parallel=s.parallel, candidates=s.candidates,
-                                surrogate=s.surrogates.get(f"{objective}/{strategy}", s.surrogates.get(strategy, "auto")))
+                                surrogate=s.surrogates.get(f"{objective}/{strategy}", s.surrogates.get(strategy)))
     job.budget = BudgetSettings(runs=None, tokens=s.budget_tokens)
     job.tracking.uri = tracking_uri(cfg)
     job.tracking.experiment = cfg.name
@@ -133,11 +133,13 @@ def run_searches(cfg: ExperimentConfig, base, objectives: dict[str, dict[str, fl
             result = run_search(job, progress=False)
             runs = list(getattr(result, "runs", None) or read_runs(job.job_dir / "runs.jsonl"))
             top = len(job.proxy.fidelity_list()) - 1
-            prop = result.proposal if isinstance(getattr(result, "proposal", None), dict) else {}
+            prop = result.proposal  # strategy.recommend: exactly what a user of `mixopt search` gets
             summary = {
                 "objective": obj, "strategy": strategy, "job_dir": str(job.job_dir),
                 "proposal": _proposal_weights(result, job.job_dir),
-                "predicted": prop.get("predicted"), "surrogate": prop.get("surrogate"),
+                "predicted": prop.predicted if prop else None,
+                "surrogate": (prop.surrogate or prop.rule) if prop else None,
+                "rule": prop.rule if prop else None,
                 "wall_s": time.time() - t0,
                 "spend": {"runs": len(runs), "tokens": int(sum(r.tokens for r in runs)),
                           "flops": float(sum(r.flops or 0 for r in runs)),

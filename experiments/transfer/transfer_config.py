@@ -94,7 +94,8 @@ class SearchSpec(_Model):
     parallel: int = Field(default=2, gt=0)
     surrogates: dict[str, str] = Field(
         default_factory=dict,
-        description="'strategy' or 'objective/strategy' -> search.surrogate of the final proposal (default auto)",
+        description="'strategy' or 'objective/strategy' -> search.surrogate overriding the strategy's own model "
+                    "(default: none; each strategy proposes with its own model, as `mixopt search` does)",
     )
     bo_low_fidelity_fraction: float | None = Field(
         default=0.25, gt=0, lt=1, description="bo also runs proxies at this fraction of the tokens (multi-fidelity)"

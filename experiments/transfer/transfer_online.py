@@ -35,8 +35,8 @@ def online_record(config, data, weights, *, tokens: int, seed: int, settings, mi
     from mixopt.data import MixtureSampler, validate_weights
     from mixopt.online import make_mixer
     from mixopt.online.torch_loop import OnlineMixing
-    from proxies import build_model, evaluate
-    from proxies.schedule import eval_steps, lr_factor
+    from mixopt.proxies import build_model, evaluate
+    from mixopt.proxies.schedule import eval_steps, lr_factor
 
     t_start = time.perf_counter()
     domains = list(data.domains)

@@ -18,7 +18,7 @@ ENV_VAR = "TRANSFER_PRESETS"
 
 def register(configs: dict[str, dict]) -> None:
     """Add ``{name: ProxyConfig dict}`` to ``proxies.config.PRESETS`` (replacing same-named entries)."""
-    from proxies.config import PRESETS, ProxyConfig
+    from mixopt.proxies.config import PRESETS, ProxyConfig
 
     for name, d in configs.items():
         PRESETS[name] = ProxyConfig.from_dict(d | {"name": name})

@@ -47,7 +47,7 @@ def run_job(job: dict) -> dict:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    from proxies import ProxyConfig, TrainSettings, train_proxy
+    from mixopt.proxies import ProxyConfig, TrainSettings, train_proxy
 
     torch.set_num_threads(1)
     data = _data(job["data_dir"])

@@ -36,7 +36,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     from mixopt.config import load_job_config
-    from mixopt.data.plan import format_plan, plan_job
+    from mixopt.search.plan import format_plan, plan_job
 
     print(format_plan(plan_job(load_job_config(args.config))))
     return 0

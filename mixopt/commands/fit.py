@@ -14,8 +14,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from mixopt.errors import MixoptError
 
 __all__ = ["register", "run_fit"]
@@ -48,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _kv(text: str | None, what: str):
+    """``None``, a number, or ``{name: number}`` from ``'name=value,...'``."""
     if text is None:
         return None
     try:
@@ -80,12 +79,10 @@ def _print_cv(rows: list[dict], file=None) -> None:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    """Handler of ``mixopt fit``."""
-    from mixopt.constraints import Constraints
-    from mixopt.propose import propose
-    from mixopt.runs import load_run_table, objective_vector
-    from mixopt.surrogates import make_surrogate
-    from mixopt.surrogates.auto import cross_validate
+    """Handler of ``mixopt fit``: parse, call :func:`mixopt.fit.fit_table`, print, write."""
+    from mixopt.feasible import Constraints
+    from mixopt.fit import fit_table
+    from mixopt.runs import load_run_table
 
     try:
         params = json.loads(args.params)
@@ -100,70 +97,40 @@ def run_fit(args: argparse.Namespace) -> int:
         print(f"  skipped {s}")
     if len(table.skipped) > 20:
         print(f"  ... and {len(table.skipped) - 20} more skipped rows")
-    obj_spec = "mean" if args.objective == "mean" else _kv(args.objective, "--objective")
-    if isinstance(obj_spec, float):
-        raise MixoptError("--objective: use 'mean' or 'target=w,...'")
-    ow = objective_vector(obj_spec, table.target_names)
-    params.setdefault("random_state", args.seed)
-    if table.fidelity_columns:
-        params.setdefault("fidelity_columns", table.fidelity_columns)
-    td = table.target_domains()
-    if args.surrogate in ("bimix", "auto") and td is not None:
-        params.setdefault("target_domains", td)
-    if args.surrogate == "auto":
-        params.setdefault("objective_weights", ow.tolist())
-        params.setdefault("n_folds", max(2, args.folds))
-    surrogate = make_surrogate(args.surrogate, **params)
-    y = table.targets
-    if args.surrogate == "auto":
-        surrogate.fit(table.X, y)
-        cv_rows = surrogate.cv_table_
-    else:
-        cv_rows = []
-        if args.folds >= 2:
-            res = cross_validate(surrogate, table.X, y, n_folds=args.folds, objective_weights=ow, seed=args.seed,
-                                 fidelity_columns=table.fidelity_columns)
-            cv_rows = [{"surrogate": args.surrogate, "chosen": True,
-                        **{k: round(float(res[k]), 5) for k in ("spearman", "mae", "mean_target_spearman",
-                                                                 "mean_target_mae", "seconds")}}]
-        surrogate.fit(table.X, y)
-    if cv_rows:
+    prior = _kv(args.prior, "--prior")
+    if isinstance(prior, float):
+        raise MixoptError("--prior: expected 'domain=w,...'")
+    if isinstance(prior, dict):
+        unknown = sorted(set(prior) - set(table.domains))
+        if unknown:
+            raise MixoptError(f"--prior: unknown domain(s) {unknown}; domains are {table.domains}")
+        prior = [prior.get(d, 0.0) for d in table.domains]
+    cons = Constraints(min_weight=_kv(args.min_weight, "--min-weight") or 0.0,
+                       max_weight=_kv(args.max_weight, "--max-weight") or 1.0, kl_to_prior=args.kl_to_prior)
+    res = fit_table(table, surrogate=args.surrogate, objective=args.objective, params=params, folds=args.folds,
+                    seed=args.seed, propose=args.propose, constraints=cons, prior=prior, method=args.method)
+    if res.cv_table:
         print(f"\n{args.folds}-fold cross-validation on the objective ({len(table)} runs):")
-        _print_cv(cv_rows)
-    out = {"table": {"source": table.source, "runs": len(table), "domains": table.domains,
-                     "targets": table.target_names, "fidelity": table.fidelity_names,
-                     "skipped": table.skipped},
-           "surrogate": args.surrogate, "chosen": getattr(surrogate, "chosen_", args.surrogate),
-           "objective_weights": dict(zip(table.target_names, ow.tolist(), strict=True))}
-    proposal = None
-    if args.propose:
-        prior = _kv(args.prior, "--prior")
-        if isinstance(prior, dict):
-            prior = np.array([prior.get(d, 0.0) for d in table.domains])
-        elif prior is None:
-            prior = table.weights.mean(axis=0)
-        else:
-            raise MixoptError("--prior: expected 'domain=w,...'")
-        cons = Constraints(min_weight=_kv(args.min_weight, "--min-weight") or 0.0,
-                           max_weight=_kv(args.max_weight, "--max-weight") or 1.0, kl_to_prior=args.kl_to_prior)
-        proposal = propose(surrogate, table.domains, objective_weights=ow, constraints=cons, prior=prior,
-                           method=args.method, seed=args.seed, target_names=table.target_names)
-        if not cv_rows or args.surrogate != "auto":
-            proposal.cv_table = cv_rows or None
-        print(f"\nproposal ({proposal.surrogate}, {proposal.method}): predicted objective {proposal.predicted:.4f}"
-              + (f" ± {proposal.std:.4f}" if proposal.std is not None else ""))
-        for d, w in sorted(proposal.weights.items(), key=lambda kv: -kv[1]):
+        _print_cv(res.cv_table)
+    p = res.proposal
+    if p is not None:
+        std = f" ± {p.std:.4f}" if p.std is not None else ""
+        pred = f"predicted objective {p.predicted:.4f}{std}" if p.predicted is not None else "no prediction"
+        print(f"\nproposal ({p.surrogate or p.rule}, {p.method}): {pred}")
+        if p.reason:
+            print(f"  note: {p.reason}")
+        for d, w in sorted(p.weights.items(), key=lambda kv: -kv[1]):
             if w >= 5e-4:
                 print(f"  {d:<30} {w:.4f}")
-        if proposal.active_constraints:
-            print(f"  active constraints: {', '.join(proposal.active_constraints)}")
-        best = int(np.argmin(table.targets @ ow))
-        print(f"  best observed run: {table.run_ids[best]} objective {float(table.targets[best] @ ow):.4f}")
+        if p.active_constraints:
+            print(f"  active constraints: {', '.join(p.active_constraints)}")
+        best = p.baselines["best_run"]
+        print(f"  best observed run: {best['run_id']} objective {best['observed']:.4f}")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "cv.json").write_text(json.dumps(cv_rows, indent=2))
-        (args.out / "fit.json").write_text(json.dumps(out, indent=2))
-        if proposal is not None:
-            (args.out / "proposal.json").write_text(json.dumps(proposal.to_dict(), indent=2))
+        (args.out / "cv.json").write_text(json.dumps(res.cv_table, indent=2))
+        (args.out / "fit.json").write_text(json.dumps(res.to_dict(), indent=2))
+        if p is not None:
+            (args.out / "proposal.json").write_text(json.dumps(p.to_dict(), indent=2))
         print(f"\nwrote {args.out}/")
     return 0

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from mixopt.errors import MixoptError
+from mixopt.objective import Objective
 
 __all__ = ["register"]
 
@@ -47,21 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_replay)
 
 
-def _objective(text: str):
-    if text == "mean":
-        return "mean"
-    out = {}
-    for part in text.split(","):
-        name, sep, val = part.rpartition("=")
-        try:
-            out[name.strip()] = float(val)
-        except ValueError:
-            raise MixoptError(f"--objective: expected 'mean' or 'col=weight,...', got {text!r}") from None
-        if not sep or not name.strip():
-            raise MixoptError(f"--objective: expected 'mean' or 'col=weight,...', got {text!r}")
-    return out
-
-
 def _strategy_params(items: list[str], names: list[str]) -> dict[str, dict]:
     params: dict[str, dict] = {}
     for item in items:
@@ -94,7 +80,7 @@ def run_replay(args: argparse.Namespace) -> int:
     pool = load_pool(
         args.runs, join=args.join, on=args.on, weights=args.weights, targets=args.targets,
         fidelity_column=args.fidelity_column, target_fidelity=args.target_fidelity,
-        cost_column=args.cost_column, objective=_objective(args.objective),
+        cost_column=args.cost_column, objective=Objective.parse(args.objective),
     )
     for line in pool.skipped:
         log.warning("skipped: %s", line)

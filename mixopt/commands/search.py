@@ -72,7 +72,7 @@ def cmd_search(args) -> int:
         print(format_proposal(result.proposal))
         print(f"proposal: {result.job_dir / 'proposal.json'}")
     else:
-        print("no proposal: fewer than two successful runs")
+        print("no proposal: no successful run")
     if result.plots:
         print(f"plots: {result.plots[0].parent.resolve()}/")
     print(f"runs: {result.job_dir / 'runs.jsonl'}")
@@ -85,9 +85,10 @@ def cmd_search(args) -> int:
 
 
 def _state(cfg):
+    from mixopt.objective import Objective
     from mixopt.search import JobState
 
-    return JobState.load(cfg.job_dir)
+    return JobState.load(cfg.job_dir, objective=Objective.parse(cfg.search.objective))
 
 
 def cmd_status(args) -> int:
@@ -103,26 +104,19 @@ def cmd_status(args) -> int:
 
 
 def cmd_report(args) -> int:
-    import json
-
     from mixopt.search.offline import backfill_tracking, propose_from_state
     from mixopt.search.report import format_cv_table, format_proposal, format_runs, format_status, plot_paths
 
     cfg = load_job_config(args.job)
-    state = _state(cfg)
+    _state(cfg)  # a one-line error when there is no job yet
     unlogged, err = backfill_tracking(cfg)
     path = cfg.job_dir.resolve() / "proposal.json"
-    if path.exists():
-        proposal = json.loads(path.read_text())
-        if proposal.get("n_runs") != len(state.runs):
-            proposal, _, state = propose_from_state(cfg)
-    else:
-        proposal, _, state = propose_from_state(cfg)
+    proposal, _, state = propose_from_state(cfg)  # reuses proposal.json when it is current
     print(format_status(cfg, state))
     print()
-    print(format_proposal(proposal) if proposal else "no proposal: fewer than two successful runs")
-    if proposal and proposal.get("cv_table"):
-        print(format_cv_table(proposal["cv_table"]))
+    print(format_proposal(proposal) if proposal else "no proposal: no successful run")
+    if proposal and proposal.cv_table:
+        print(format_cv_table(proposal.cv_table))
     print()
     print(format_runs(state, args.top))
     plots = plot_paths(cfg.job_dir)
@@ -146,7 +140,7 @@ def cmd_propose(args) -> int:
     cfg = load_job_config(args.job)
     proposal, plots, _ = propose_from_state(cfg)
     if proposal is None:
-        raise MixoptError(f"{cfg.job_dir}: fewer than two successful runs; nothing to fit yet")
+        raise MixoptError(f"{cfg.job_dir}: no successful run yet; nothing to propose")
     print(format_proposal(proposal))
     print(f"proposal: {cfg.job_dir.resolve() / 'proposal.json'}")
     if plots:

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mixopt.errors import MixoptError
+from mixopt.registry import Registry
 
 __all__ = [
     "Mixer",
@@ -33,29 +34,24 @@ __all__ = [
     "register_mixer",
 ]
 
-_REGISTRY: dict[str, type[Mixer]] = {}
-_ALIASES: dict[str, str] = {"default": "progress", "static": "static", "uniform": "stratified"}
-
-
 class MixerError(MixoptError, ValueError):
     """Bad mixer name, parameters, weights or update inputs."""
 
 
+MIXERS = Registry("mixer", aliases={"default": "progress", "uniform": "stratified"}, error=MixerError)
+# importing these modules registers the built-in mixers
+MIXERS.load_on_first_use("mixopt.online.aioli", "mixopt.online.odm", "mixopt.online.progress",
+                         "mixopt.online.static")
+
+
 def register_mixer(*names: str) -> Callable[[type[Mixer]], type[Mixer]]:
     """Class decorator: make ``make_mixer(name, ...)`` build this class for each of ``names``."""
-
-    def deco(cls: type[Mixer]) -> type[Mixer]:
-        for n in names:
-            _REGISTRY[n] = cls
-        return cls
-
-    return deco
+    return MIXERS.register(*names)
 
 
 def available_mixers() -> list[str]:
     """Registered mixer names (aliases such as ``"default"`` included), sorted."""
-    _load_builtin()
-    return sorted(set(_REGISTRY) | set(_ALIASES))
+    return sorted(MIXERS.names(aliases=True))
 
 
 def make_mixer(
@@ -74,20 +70,7 @@ def make_mixer(
         seed: seeds every random choice the mixer makes.
         **params: the mixer's own parameters (see each class); unknown ones raise :class:`MixerError`.
     """
-    _load_builtin()
-    key = _ALIASES.get(name, name)
-    if key not in _REGISTRY:
-        raise MixerError(f"unknown mixer {name!r}; choose one of {', '.join(available_mixers())}")
-    cls = _REGISTRY[key]
-    try:
-        return cls(domains, initial_weights=initial_weights, seed=seed, **params)
-    except TypeError as e:  # unknown keyword
-        raise MixerError(f"mixer {name!r}: {e}") from None
-
-
-def _load_builtin() -> None:
-    # Importing the modules registers the built-in mixers.
-    from mixopt.online import aioli, odm, progress, static  # noqa: F401
+    return MIXERS.create(name, domains=domains, initial_weights=initial_weights, seed=seed, **params)
 
 
 def apply_floor(w: np.ndarray, min_share: float) -> np.ndarray:

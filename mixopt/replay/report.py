@@ -75,7 +75,7 @@ def write_outputs(result: ReplayResult, out_dir: str | Path, *, title: str = "re
     mean_curves(result.curves).to_csv(paths["curves_mean"], index=False)
     result.summary.to_csv(paths["summary"], index=False)
     pool = result.pool
-    obj = pool.objective[:, -1]
+    obj = pool.values[:, -1]
     table = pd.DataFrame(pool.X, columns=pool.domains)
     table["objective"] = obj
     table["rank"] = np.argsort(np.argsort(obj, kind="stable"), kind="stable") + 1

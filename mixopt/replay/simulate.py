@@ -10,43 +10,38 @@ import numpy as np
 import pandas as pd
 
 from mixopt.errors import MixoptError
+from mixopt.feasible import FeasibleSet
 from mixopt.replay.pool import Pool
-from mixopt.strategies import History, make_strategy
+from mixopt.runs import RunTable, match_rows
+from mixopt.strategies import make_strategy
 
 __all__ = ["Oracle", "ReplayResult", "replay", "summarize"]
 
 
 class Oracle:
-    """Holds a pool's hidden values and hands a row out only when it is revealed (and logs every reveal).
+    """Holds a pool's hidden rows and hands a row out only when it is revealed (and logs every reveal).
 
-    The strategy never receives the oracle, only :meth:`history`, built from the revealed rows.
+    The strategy never receives the oracle, only :meth:`table`: the revealed rows, in reveal order.
     """
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self.accessed: list[tuple[int, int]] = []
 
-    def reveal(self, cand: int, fid: int) -> float:
-        """Reveal row (``cand``, ``fid``); returns its cost. Revealing a row twice is an error."""
-        cand, fid = int(cand), int(fid)
-        N, F = self._pool.cost.shape
-        if not (0 <= cand < N and 0 <= fid < F):
-            raise MixoptError(f"strategy asked for ({cand}, {fid}), outside the pool ({N} mixtures, {F} fidelities)")
-        if (cand, fid) in self.accessed:
-            raise MixoptError(f"strategy asked for ({cand}, {fid}) again: it is already revealed")
-        self.accessed.append((cand, fid))
-        return float(self._pool.cost[cand, fid])
+    def reveal(self, cand: int, level: int) -> float:
+        """Reveal row (``cand``, ``level``); returns its cost. Revealing a row twice is an error."""
+        cand, level = int(cand), int(level)
+        N, F = len(self._pool.X), self._pool.n_levels
+        if not (0 <= cand < N and 0 <= level < F):
+            raise MixoptError(f"strategy asked for ({cand}, {level}), outside the pool ({N} mixtures, {F} fidelities)")
+        if (cand, level) in self.accessed:
+            raise MixoptError(f"strategy asked for ({cand}, {level}) again: it is already revealed")
+        self.accessed.append((cand, level))
+        return float(self._pool.cost[cand, level])
 
-    def history(self) -> History:
+    def table(self) -> RunTable:
         """The revealed rows, in reveal order."""
-        p = self._pool
-        if not self.accessed:
-            return History(np.zeros((0, p.X.shape[1])), np.zeros(0, int), np.zeros(0), np.zeros(0),
-                           np.zeros((0, p.Y.shape[2])), p.objective_weights)
-        c = np.array([a for a, _ in self.accessed])
-        f = np.array([b for _, b in self.accessed])
-        Y = p.Y[c, f]
-        return History(p.X[c], f, Y @ p.objective_weights, p.cost[c, f], Y, p.objective_weights)
+        return self._pool.table.take([self._pool.row(c, f) for c, f in self.accessed])
 
 
 @dataclass
@@ -60,27 +55,30 @@ class ReplayResult:
 
 
 def _run_one(pool: Pool, name: str, seed: int, *, budget: float, n_init: int, batch_size: int, params: dict):
-    strategy = make_strategy(name, seed=seed, **params)
+    strategy = make_strategy(name, seed=seed, **({"objective": pool.objective} | params))
     oracle = Oracle(pool)
-    truth = pool.objective[:, -1]
+    feasible = FeasibleSet.simplex(pool.domains).restrict(pool.X)
+    truth = pool.values[:, -1]
     order = np.sort(truth)
-    fcost = pool.fidelity_costs.tolist()
-    queue = list(strategy.initial(pool.X, n_init, fcost))
+    queue = list(strategy.initial(pool.empty_table(), pool.X, n_init))
     rows, spent = [], 0.0
     n_rows = pool.cost.size
     while spent < budget and len(oracle.accessed) < n_rows:
         if not queue:
-            queue = list(strategy.ask(oracle.history(), pool.X, fcost, batch_size))
+            queue = list(strategy.ask(oracle.table(), pool.X, batch_size))
             if not queue:
                 break
         c, f = queue.pop(0)
         spent += oracle.reveal(c, f)
-        rec = int(strategy.recommend(oracle.history(), pool.X, fcost))
+        proposal = strategy.recommend(oracle.table(), feasible)
+        rec = int(match_rows(pool.X, proposal.vector(pool.domains)[None, :])[0])
+        if rec < 0:
+            raise MixoptError(f"strategy {name} recommended a mixture outside the pool")
         value = float(truth[rec])
         rows.append(dict(
             strategy=name, seed=seed, reveal=len(oracle.accessed), candidate=int(c), fidelity_index=int(f),
             fidelity=float(pool.fidelity_values[f]), cost=float(pool.cost[c, f]), cum_cost=spent,
-            recommended=rec, objective=value, regret=value - float(order[0]),
+            recommended=rec, rule=proposal.rule, objective=value, regret=value - float(order[0]),
             rank=int(np.searchsorted(order, value, side="left")) + 1,
         ))
     return rows, oracle.accessed
@@ -110,7 +108,7 @@ def replay(
         strategy_params: per-strategy keyword arguments.
         progress: optional callable ``(strategy, seed)`` called before each replay.
     """
-    N, F = pool.cost.shape
+    N = len(pool.X)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise MixoptError("replay needs at least one seed")
@@ -149,7 +147,7 @@ def summarize(curves: pd.DataFrame, pool: Pool, budget: float, fractions=(0.25, 
     ``regret@f`` / ``rank@f``: regret and rank of the recommendation once a fraction ``f`` of the budget
     was spent. ``summary.attrs`` holds random search's analytic expectation of reveals to reach the top 3.
     """
-    N = pool.X.shape[0]
+    N = len(pool.X)
     out = []
     for name, gs in curves.groupby("strategy", sort=False):
         per_seed = []

@@ -2,12 +2,13 @@
 
 >>> from mixopt.search import run_search                       # doctest: +SKIP
 >>> result = run_search(load_job_config("examples/quickstart.yaml"))
->>> result.proposal["weights"], result.proposal["predicted"]
+>>> result.proposal.weights, result.proposal.predicted
 """
 
 from mixopt.search.budget import Budget, Spend
 from mixopt.search.loop import SearchResult, run_search
-from mixopt.search.proposal import build_proposal, objective_weights
+from mixopt.search.proposal import build_proposal, proposal_key
+from mixopt.search.space import SearchSpace, make_job_strategy
 from mixopt.search.state import JobState, Launch, RunEntry, config_hash, read_runs
 
 __all__ = [
@@ -16,10 +17,12 @@ __all__ = [
     "Launch",
     "RunEntry",
     "SearchResult",
+    "SearchSpace",
     "Spend",
     "build_proposal",
     "config_hash",
-    "objective_weights",
+    "make_job_strategy",
+    "proposal_key",
     "read_runs",
     "run_search",
 ]

@@ -2,20 +2,20 @@
 
 ::
 
-    prepare_data ──► initial design (sample_mixtures + strategy.initial)
+    prepare_data ──► initial design (feasible.sample + strategy.initial)
                          │
                  ┌──► submit Ray tasks while slots are free and the budget allows
                  │       │ ray.wait: one finished ──► runs.jsonl (fsync) ──► MLflow (async) ──► display
                  │       │ failed ──► retry up to max_retries, then recorded as failed
-                 └── strategy.ask(history, fresh candidates, fidelity costs) when the design is used up
+                 └── strategy.ask(run table, fresh candidates from the feasible set) when the design is used up
                          │ budget spent
                          ▼
-                 final proposal (surrogate by CV + constrained optimiser) [+ confirmation run]
+                 proposal = strategy.recommend(run table, feasible set) [+ confirmation run]
 
 The pipeline is kept full: a new run is submitted as soon as one finishes (no waiting for rounds).
 
 >>> result = run_search(load_job_config("examples/quickstart.yaml"))   # doctest: +SKIP
->>> result.proposal["weights"]                                          # doctest: +SKIP
+>>> result.proposal.weights                                              # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -32,13 +32,15 @@ from pathlib import Path
 import numpy as np
 
 from mixopt.errors import MixoptError
+from mixopt.proposal import Proposal
 from mixopt.search.budget import Budget, Spend
 from mixopt.search.progress import ProgressDisplay, Snapshot
-from mixopt.search.proposal import build_proposal, history_from_runs, objective_weights
+from mixopt.search.proposal import build_proposal
 from mixopt.search.ray_runtime import ray_session
 from mixopt.search.report import HEARTBEAT_S
+from mixopt.search.space import SearchSpace, make_job_strategy
 from mixopt.search.state import JobState, Launch, RunEntry, atomic_write_text, best_run, config_hash
-from mixopt.search.workers import ProxyTask, proxy_flops, record_failure, train_settings
+from mixopt.search.workers import ProxyTask, record_failure, train_settings
 
 __all__ = ["SearchResult", "run_search"]
 
@@ -48,10 +50,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SearchResult:
-    """What a search produced. ``proposal`` is the dict also written to ``<job_dir>/proposal.json``."""
+    """What a search produced. ``proposal`` is ``strategy.recommend`` on the job's runs (also written to
+    ``<job_dir>/proposal.json``)."""
 
     job_dir: Path
-    proposal: dict | None
+    proposal: Proposal | None
     runs: list[RunEntry]
     spent: dict
     budget_fraction: float
@@ -98,21 +101,19 @@ class _Search:
 
     def __init__(self, cfg, *, progress: bool, train_fn: Callable | None):
         from mixopt.data import prepare_data
-        from mixopt.strategies import make_strategy
+        from mixopt.objective import Objective
 
         self.cfg = cfg
         self.train_fn = train_fn
         # Refuse an incompatible resume before any work (one-line ConfigError).
-        self.state = JobState.open(cfg.job_dir, config_hash=config_hash(cfg), name=cfg.name)
+        self.state = JobState.open(cfg.job_dir, config_hash=config_hash(cfg), name=cfg.name,
+                                   objective=Objective.parse(cfg.search.objective))
         self.data = prepare_data(cfg, progress=progress)
-        self.domains = list(self.data.domains)
-        self.prior = np.asarray(self.data.prior(), dtype=np.float64)
-        self.domain_tokens = np.array([len(self.data.train[d]) for d in self.domains], dtype=np.float64)
+        self.space = SearchSpace.from_data(cfg, self.data)
+        self.domains = self.space.domains
         self.fidelities = cfg.proxy.fidelity_list()
-        self.costs = [proxy_flops(f.preset, self.data.vocab_size, f.tokens, cfg.proxy.seq_len) for f in self.fidelities]
-        self.obj_w = objective_weights(cfg, self.domains)
         self.resumed = bool(self.state.runs or self.state.meta["pending"] or self.state.meta["initial_design"])
-        self.strategy = make_strategy(cfg.search.strategy, seed=cfg.seed)
+        self.strategy = make_job_strategy(cfg, self.space.objective)
         self.budget = Budget(cfg.budget)
         self.settings = train_settings(cfg)
         self.threads = max(1, int(math.floor(cfg.search.cpus_per_proxy)))
@@ -122,22 +123,10 @@ class _Search:
         self.new_runs = 0
 
     # --- candidates ---------------------------------------------------------------------------------
-    def _bounds_kwargs(self) -> dict:
-        c = self.cfg.constraints
-
-        def vec(v, default):
-            return [float(v.get(d, default)) for d in self.domains] if isinstance(v, dict) else v
-
-        kw = {"min_weight": vec(c.min_weight, 0.0), "max_weight": vec(c.max_weight, 1.0)}
-        if c.max_epochs is not None and c.target_tokens is not None:
-            kw |= {"domain_tokens": self.domain_tokens, "target_tokens": c.target_tokens, "max_epochs": c.max_epochs}
-        return kw
-
     def candidates(self, round_index: int) -> np.ndarray:
-        from mixopt.design import sample_mixtures
-
-        return sample_mixtures(self.prior, self.cfg.search.candidates, seed=_run_seed(self.cfg.seed, 10_000 + round_index),
-                               **self._bounds_kwargs())
+        """Fresh feasible mixtures for one round (the same constraints the proposal obeys)."""
+        return self.space.feasible.sample(self.cfg.search.candidates,
+                                          seed=_run_seed(self.cfg.seed, 10_000 + round_index))
 
     def elapsed(self) -> float:
         return self.elapsed0 + time.time() - self.t0
@@ -147,25 +136,26 @@ class _Search:
         rid = self.state.new_run_id("c" if source == "confirm" else "r")
         f = self.fidelities[fid]
         return Launch(rid, weights, fid, f.preset, int(f.tokens), _run_seed(self.cfg.seed, int(rid[1:])), source,
-                      float(self.costs[fid]))
+                      float(self.space.level_costs[fid]))
 
     def initial_design(self) -> list[dict]:
         meta = self.state.meta
         if meta["initial_design"] is None:
             cands = self.candidates(-1)
-            picks = self.strategy.initial(cands, self.cfg.search.n_init, self.costs)
+            picks = self.strategy.initial(self.space.empty_table(), cands, self.cfg.search.n_init)
             design = [{"weights": _weights_dict(self.domains, cands[i]), "fidelity": int(f)} for i, f in picks]
             self.state.set(initial_design=design, init_next=0)
         return meta["initial_design"]
 
-    def history(self):
-        return history_from_runs(self.state.ok_runs, self.domains, self.obj_w)
+    def table(self):
+        """Every run of the job so far as a run table (what the strategy sees)."""
+        return self.space.table(self.state.runs)
 
     def ask(self, n: int) -> list[Launch]:
         round_index = int(self.state.meta.get("asks", 0))
         cands = self.candidates(round_index)
         try:
-            picks = self.strategy.ask(self.history(), cands, self.costs, n)
+            picks = self.strategy.ask(self.table(), cands, n)
         except (MixoptError, ValueError, RuntimeError, np.linalg.LinAlgError) as e:
             # e.g. a surrogate that cannot be fitted on so few runs yet: this round picks at random
             from mixopt.strategies import make_strategy
@@ -173,7 +163,7 @@ class _Search:
             log.warning("strategy %s could not pick (%s); picking at random this round", self.cfg.search.strategy,
                         str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
             picks = make_strategy("random", seed=_run_seed(self.cfg.seed, 20_000 + round_index)).ask(
-                self.history(), cands, self.costs, n)
+                self.table(), cands, n)
         self.state.meta["asks"] = round_index + 1  # saved with the launches by add_pending
         return [self.make_launch(_weights_dict(self.domains, cands[i]), int(f), "ask") for i, f in picks]
 
@@ -260,7 +250,7 @@ class _Search:
         final = {d: float(v) for d, v in (rec or {}).get("final_loss", {}).items()} if rec else {}
         objective = None
         if why is None:
-            objective = float(sum(self.obj_w[j] * final[d] for j, d in enumerate(self.domains)))
+            objective = float(self.space.objective.values([[final[d] for d in self.domains]], self.domains)[0])
         entry = RunEntry(
             run_id=launch.run_id, weights=launch.weights, fidelity=launch.fidelity, preset=launch.preset,
             tokens=launch.tokens, seed=launch.seed, source=launch.source,
@@ -292,9 +282,9 @@ class _Search:
             elapsed_s=self.elapsed()), event)
 
     # --- the end ------------------------------------------------------------------------------------
-    def confirm(self, ray, proposal: dict) -> RunEntry | None:
+    def confirm(self, ray, proposal: Proposal) -> RunEntry | None:
         """Train the proposal at the target fidelity (once per distinct proposal); returns its entry."""
-        w = proposal["weights"]
+        w = proposal.weights
         target = len(self.fidelities) - 1
         for r in self.state.runs:
             if r.source == "confirm" and r.fidelity == target and all(abs(r.weights[d] - w[d]) < 1e-9 for d in w):
@@ -337,15 +327,15 @@ def run_search(cfg, *, address: str | None = None, progress: bool = True,
                               f"{len(s.state.runs)} run(s) on disk, job dir {cfg.job_dir.resolve()}")
             s.run(ray)
             s.display.close()
-            proposal, plots = build_proposal(cfg, s.state, s.domains, s.prior, s.domain_tokens, s.costs)
+            proposal, plots = build_proposal(cfg, s.state, s.space, strategy=s.strategy)
             if proposal is not None and cfg.search.confirm:
                 entry = s.confirm(ray, proposal)
                 if entry is not None:  # the observed objective of exactly the proposed weights
-                    proposal |= {"observed": entry.objective, "confirm_run_id": entry.run_id,
-                                 "confirm_status": entry.status}
-                    atomic_write_text(s.state.job_dir / "proposal.json", json.dumps(proposal, indent=1))
+                    proposal.observed = entry.objective
+                    proposal.context |= {"confirm_run_id": entry.run_id, "confirm_status": entry.status}
+                    atomic_write_text(s.state.job_dir / "proposal.json", json.dumps(proposal.to_dict(), indent=1))
         if proposal is not None:
-            tracker.log_proposal(proposal, len(s.state.runs), plots)
+            tracker.log_proposal(proposal.to_dict(), len(s.state.runs), plots)
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

@@ -7,43 +7,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from mixopt.errors import MixoptError
-from mixopt.search.proposal import build_proposal
+from mixopt.objective import Objective
+from mixopt.proposal import Proposal
+from mixopt.search.proposal import build_proposal, proposal_key
+from mixopt.search.space import SearchSpace
 from mixopt.search.state import JobState, config_hash
 
 __all__ = ["backfill_tracking", "propose_from_state"]
 
 
 def _open(cfg) -> JobState:
-    state = JobState.load(cfg.job_dir)
+    state = JobState.load(cfg.job_dir, objective=Objective.parse(cfg.search.objective))
     if state.meta.get("config_hash") != config_hash(cfg):
         raise MixoptError(f"{cfg.job_dir}: the job was run with a different data/tokenizer/proxy/seed config")
     return state
 
 
-def propose_from_state(cfg, *, track: bool = True) -> tuple[dict | None, list[Path], JobState]:
-    """Re-fit the surrogate on the finished runs and propose (writes proposal.json and plots)."""
+def propose_from_state(cfg, *, track: bool = True) -> tuple[Proposal | None, list[Path], JobState]:
+    """The job strategy's proposal on the finished runs (writes proposal.json and plots, and logs a new
+    proposal to MLflow when ``track``; reuses them when nothing changed)."""
     from mixopt.data import load_prepared
-    from mixopt.search.workers import proxy_flops
 
     state = _open(cfg)
     try:
         data = load_prepared(cfg.data_dir)
     except (FileNotFoundError, OSError) as e:
         raise MixoptError(f"{cfg.data_dir}: prepared data missing ({e}); run `mixopt search` first") from None
-    domains = list(data.domains)
-    prior = np.asarray(data.prior(), dtype=np.float64)
-    tokens = np.array([len(data.train[d]) for d in domains], dtype=np.float64)
-    costs = [proxy_flops(f.preset, data.vocab_size, f.tokens, cfg.proxy.seq_len) for f in cfg.proxy.fidelity_list()]
-    proposal, plots = build_proposal(cfg, state, domains, prior, tokens, costs)
-    if track and proposal is not None and cfg.tracking.enabled:
+    fresh = not state.proposal_is_current(proposal_key(cfg, state.runs))
+    proposal, plots = build_proposal(cfg, state, SearchSpace.from_data(cfg, data))
+    if track and fresh and proposal is not None and cfg.tracking.enabled:
         from mixopt.tracking import Tracker
 
         tracker = Tracker(cfg, state)
         tracker.start()
-        tracker.log_proposal(proposal, len(state.runs), plots)
+        tracker.log_proposal(proposal.to_dict(), len(state.runs), plots)
         tracker.close(status="FINISHED")
     return proposal, plots, state
 

@@ -15,23 +15,31 @@ import numpy as np
 __all__ = ["cv_predictions", "write_plots"]
 
 
-def cv_predictions(surrogate, X: np.ndarray, Y: np.ndarray, seed: int, objective_weights=None,
-                   fidelity_columns=None) -> np.ndarray | None:
-    """Out-of-fold predictions (n, m) of the fitted surrogate's model (for ``auto``: the chosen one),
-    folds grouped by mixture; None when there are fewer than 4 runs."""
+def cv_predictions(model, table, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Out-of-fold predictions of the objective by the model's surrogate (for ``auto``: the chosen one) on
+    the table's final results, folds grouped by mixture: ``(observed (n,), predicted (n,))``; None with
+    fewer than 4 runs or no model."""
+    from mixopt.surrogates import surrogate_inputs
     from mixopt.surrogates.auto import cross_validate
 
-    if len(X) < 4:
+    if model is None or int(table.ok.sum()) < 4:
         return None
-    base = getattr(surrogate, "estimator_", surrogate)
-    res = cross_validate(base, X, Y, n_folds=min(5, len(X)), objective_weights=objective_weights, seed=seed,
-                         fidelity_columns=fidelity_columns)
-    return np.asarray(res["oof"], dtype=np.float64).reshape(len(X), -1)
+    inputs = surrogate_inputs(table, model.objective, per_target=model.per_target)
+    base = getattr(model.surrogate, "estimator_", model.surrogate)
+    y = inputs.Y if model.per_target else inputs.Y[:, 0]
+    res = cross_validate(base, inputs.X, y, n_folds=min(5, len(inputs.X)), seed=seed,
+                         fidelity_columns=inputs.fidelity_columns)
+    oof = np.asarray(res["oof"], dtype=np.float64).reshape(len(inputs.X), -1)
+    w = model._w
+    return inputs.Y @ w, oof @ w
 
 
-def write_plots(out_dir: Path, cfg, runs, domains, proposal: dict, surrogate, X, Y, obj_w,
-                fidelity_columns=None) -> list[Path]:
-    """Draw the four figures; returns the paths written."""
+def write_plots(out_dir: Path, cfg, runs, space, proposal, model, table) -> list[Path]:
+    """Draw the four figures; returns the paths written.
+
+    runs: the job's ``RunEntry`` list; space: its ``SearchSpace``; proposal: the ``Proposal``; model: the
+    strategy's fitted model (``None`` without one); table: the run table the proposal was made from.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,6 +48,7 @@ def write_plots(out_dir: Path, cfg, runs, domains, proposal: dict, surrogate, X,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
+    domains = space.domains
 
     def save(fig, name: str) -> None:
         p = out_dir / name
@@ -49,23 +58,22 @@ def write_plots(out_dir: Path, cfg, runs, domains, proposal: dict, surrogate, X,
         paths.append(p)
 
     # 1. CV predicted vs actual
-    pred = cv_predictions(surrogate, X, Y, cfg.seed, obj_w, fidelity_columns)
-    if pred is not None:
-        y = Y @ obj_w
-        yp = pred @ obj_w if pred.shape[1] == len(obj_w) else pred[:, 0]
+    cv = cv_predictions(model, table, cfg.seed)
+    if cv is not None:
+        y, yp = cv
         fig, ax = plt.subplots(figsize=(4.5, 4.2))
         ax.scatter(y, yp, s=18)
         lo, hi = float(min(y.min(), yp.min())), float(max(y.max(), yp.max()))
         ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
         rmse = float(np.sqrt(np.mean((y - yp) ** 2)))
         ax.set(xlabel="observed objective", ylabel="out-of-fold prediction",
-               title=f"{proposal.get('surrogate', '')} CV (RMSE {rmse:.3g})")
+               title=f"{model.describe()} CV (RMSE {rmse:.3g})")
         save(fig, "cv_predicted_vs_actual.png")
 
     # 2. proposal vs prior weights
-    series = {"proposal": proposal["weights"], "prior": proposal["prior"]["weights"],
-              "uniform": proposal["uniform"]["weights"], f"best run {proposal['best_run']['run_id']}":
-              proposal["best_run"]["weights"]}
+    series = {"proposal": proposal.weights}
+    series |= {(k if k != "best_run" else f"best run {b.get('run_id', '')}"): b["weights"]
+               for k, b in proposal.baselines.items()}
     fig, ax = plt.subplots(figsize=(max(4.5, 0.9 * len(domains) + 2), 3.6))
     width = 0.8 / len(series)
     xs = np.arange(len(domains))
@@ -77,7 +85,7 @@ def write_plots(out_dir: Path, cfg, runs, domains, proposal: dict, surrogate, X,
     save(fig, "proposal_vs_prior.png")
 
     ok = [r for r in runs if r.ok and r.objective is not None]
-    target = len(cfg.proxy.fidelity_list()) - 1
+    target = len(space.levels) - 1
     # 3. best objective vs budget spent
     counted = sorted([r for r in runs if r.source != "confirm"], key=lambda r: r.finished_at)
     spent, best, xs_b, ys_b = 0.0, np.inf, [], []

@@ -63,29 +63,34 @@ def _num(x, fmt: str = ".4f") -> str:
     return "-" if x is None else format(x, fmt)
 
 
-def format_proposal(p: dict) -> str:
-    """The proposal, its comparison with prior / uniform / best run, and where it came from."""
-    domains = list(p["weights"])
+def format_proposal(p) -> str:
+    """The proposal (a :class:`~mixopt.proposal.Proposal`), its comparison with the prior / uniform / best
+    run under the same model, and where it came from."""
+    domains = list(p.weights)
     width = max(10, *(len(d) for d in domains))
-    fid = p.get("fidelity", {})
-    std = f" ± {p['std']:.4f}" if p.get("std") is not None else ""
-    out = [f"proposal ({p.get('surrogate', '?')} surrogate, {p.get('n_fit', '?')} runs fitted, "
-           f"objective {p.get('objective')}, at {fid.get('preset')} / {fid.get('tokens', 0):,} tokens):",
-           f"  predicted objective {p['predicted']:.4f}{std}"
-           + (f"; observed (confirmation run) {p['observed']:.4f}" if p.get("observed") is not None else "")]
-    best = p["best_run"]
-    cols = ["proposal", "prior", "uniform", f"best {best['run_id']}"]
-    out.append("  " + "domain".ljust(width) + "".join(c.rjust(14) for c in cols))
+    fid = p.context.get("fidelity", {})
+    how = (f"best predicted by {p.surrogate} ({p.n_fit} rows fitted)" if p.rule == "predicted"
+           else f"best run observed ({p.run_id})" if p.run_id else p.method)
+    at = f", at {fid.get('preset')} / {fid.get('tokens', 0):,} tokens" if fid else ""
+    out = [f"proposal of strategy {p.strategy}: {how}; objective {p.objective}{at}"]
+    line = "  predicted objective " + (f"{p.predicted:.4f}" if p.predicted is not None else "- (no model)")
+    if p.std is not None:
+        line += f" ± {p.std:.4f}"
+    if p.observed is not None:
+        line += f"; observed {p.observed:.4f}" + (" (confirmation run)" if p.context.get("confirm_run_id") else "")
+    out.append(line)
+    if p.reason:
+        out.append(f"  note: {p.reason}")
+    base = p.baselines
+    cols = [("proposal", {"weights": p.weights, "predicted": p.predicted, "observed": p.observed})]
+    cols += [(name if name != "best_run" else f"best {b.get('run_id', '')}", b) for name, b in base.items()]
+    out.append("  " + "domain".ljust(width) + "".join(c.rjust(14) for c, _ in cols))
     for d in domains:
-        vals = [p["weights"][d], p["prior"]["weights"][d], p["uniform"]["weights"][d], best["weights"][d]]
-        out.append("  " + d.ljust(width) + "".join(f"{v:14.4f}" for v in vals))
-    out.append("  " + "predicted".ljust(width) + "".join(
-        f"{_num(v):>14}" for v in (p["predicted"], p["prior"]["predicted"], p["uniform"]["predicted"], None)))
-    out.append("  " + "observed".ljust(width) + "".join(
-        f"{_num(v):>14}" for v in (p.get("observed"), p["prior"].get("observed"), p["uniform"].get("observed"),
-                                   best["objective"])))
-    if p.get("active_constraints"):
-        out.append(f"  active constraints: {p['active_constraints']}")
+        out.append("  " + d.ljust(width) + "".join(f"{b['weights'][d]:14.4f}" for _, b in cols))
+    out.append("  " + "predicted".ljust(width) + "".join(f"{_num(b.get('predicted')):>14}" for _, b in cols))
+    out.append("  " + "observed".ljust(width) + "".join(f"{_num(b.get('observed')):>14}" for _, b in cols))
+    if p.active_constraints:
+        out.append(f"  active constraints: {p.active_constraints}")
     return "\n".join(out)
 
 

@@ -96,7 +96,8 @@ class Launch:
 class RunEntry:
     """A finished proxy run as stored in ``runs.jsonl`` (one line).
 
-    ``objective`` is the job objective of ``final_loss`` (lower is better; None when failed);
+    ``objective`` is the job objective of ``final_loss`` (lower is better; None when failed), recomputed
+    with the job's current objective whenever the state is opened (:meth:`JobState.apply_objective`);
     ``record`` is ``proxies.RunRecord.to_dict()`` of the last attempt (None if no record came back);
     ``attempts`` lists the failure reasons of the attempts before the last one.
     """
@@ -184,7 +185,7 @@ class JobState:
 
     # --- opening ------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, job_dir: str | Path, *, config_hash: str, name: str = "") -> JobState:
+    def open(cls, job_dir: str | Path, *, config_hash: str, name: str = "", objective=None) -> JobState:
         """Create the job directory or resume it. Raises ConfigError if the saved config hash differs."""
         job_dir = Path(job_dir)
         job_dir.mkdir(parents=True, exist_ok=True)
@@ -212,6 +213,7 @@ class JobState:
             )
         runs = read_runs(job_dir / RUNS_FILE, repair=True)
         st = cls(job_dir, runs, meta)
+        st.apply_objective(objective)
         done = {r.run_id for r in runs}
         # A run appended just before a crash may still be listed as pending: it is finished.
         for rid in list(st.meta["pending"]):
@@ -221,13 +223,35 @@ class JobState:
         return st
 
     @classmethod
-    def load(cls, job_dir: str | Path) -> JobState:
+    def load(cls, job_dir: str | Path, objective=None) -> JobState:
         """Open an existing job read-only-ish (for status/report); MixoptError if there is none."""
         job_dir = Path(job_dir)
         meta = cls._read_meta(job_dir)
         if meta is None:
             raise MixoptError(f"{job_dir}: no search job here yet (run `mixopt search` first)")
-        return cls(job_dir, read_runs(job_dir / RUNS_FILE), meta)
+        st = cls(job_dir, read_runs(job_dir / RUNS_FILE), meta)
+        st.apply_objective(objective)
+        return st
+
+    def apply_objective(self, objective) -> None:
+        """Set every successful run's ``objective`` from its final losses (``None``: keep what is stored)."""
+        if objective is None:
+            return
+        from mixopt.objective import Objective
+
+        obj = Objective.parse(objective)
+        for r in self.runs:
+            if r.ok and r.final_loss:
+                names = list(r.final_loss)
+                r.objective = float(obj.values([[r.final_loss[t] for t in names]], names)[0])
+
+    def proposal_is_current(self, key: str) -> bool:
+        """Whether ``proposal.json`` was made from exactly these runs and settings (its key is ``key``)."""
+        path = self.job_dir / "proposal.json"
+        try:
+            return json.loads(path.read_text()).get("context", {}).get("key") == key
+        except (OSError, json.JSONDecodeError, AttributeError):
+            return False
 
     @staticmethod
     def _read_meta(job_dir: Path) -> dict | None:

@@ -35,14 +35,14 @@ def _load(data_dir: str):
 
 def train_settings(cfg) -> dict[str, Any]:
     """``proxies.TrainSettings`` (as a plain dict) from the ``cfg.proxy`` section."""
-    from proxies import TrainSettings
+    from mixopt.proxies import TrainSettings
 
     return TrainSettings.from_job(cfg.proxy).to_dict()
 
 
 def proxy_flops(preset: str, vocab_size: int, tokens: int, seq_len: int | None = None) -> float:
     """Training FLOPs of one proxy run (``flops_per_token(seq_len) * tokens``)."""
-    from proxies import ProxyConfig
+    from mixopt.proxies import ProxyConfig
 
     return float(ProxyConfig.preset(preset).with_vocab(vocab_size).flops_per_token(seq_len)) * float(tokens)
 
@@ -72,7 +72,7 @@ def run_proxy(
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    from proxies import ProxyConfig, TrainSettings, train_proxy
+    from mixopt.proxies import ProxyConfig, TrainSettings, train_proxy
 
     torch.set_num_threads(max(1, int(threads)))
     data = _load(data_dir)

@@ -1,59 +1,32 @@
-"""Search strategies: which (mixture, fidelity) to run next, and which mixture to recommend.
+"""Search strategies: which (mixture, fidelity level) to run next, and the proposal.
 
-Shared by the live search loop (``mixopt.search``) and the replay simulator (``mixopt.replay``):
+Shared by the live search (``mixopt.search``), replay (``mixopt.replay``) and ``mixopt fit --propose``;
+each sees a :class:`~mixopt.runs.RunTable` and returns a :class:`~mixopt.proposal.Proposal`:
 
 >>> import numpy as np
->>> from mixopt.strategies import History, make_strategy
+>>> from mixopt.feasible import FeasibleSet
+>>> from mixopt.runs import RunTable
 >>> s = make_strategy("random", seed=0)
 >>> cands = np.eye(3)
->>> picks = s.initial(cands, 2, [1.0])
->>> h = History(cands[[i for i, _ in picks]], [0, 0], [1.0, 2.0], [1.0, 1.0])
->>> s.recommend(h, cands) == picks[0][0]
+>>> picks = s.initial(RunTable.empty(["a", "b", "c"], ["loss"]), cands, 2)
+>>> t = RunTable.from_arrays(cands[[i for i, _ in picks]], [1.0, 2.0], domains=["a", "b", "c"], target_names=["loss"])
+>>> s.recommend(t, FeasibleSet.simplex(["a", "b", "c"])).weights == dict(zip("abc", cands[picks[0][0]]))
 True
 """
 
 from __future__ import annotations
 
-from mixopt.errors import MixoptError
-from mixopt.strategies.base import Pick, Strategy, check_fidelities
-from mixopt.strategies.bo import BOStrategy
-from mixopt.strategies.history import History, match_rows
-from mixopt.strategies.mixing_law import MixingLawStrategy
-from mixopt.strategies.random_search import RandomStrategy
-from mixopt.strategies.regmix import RegMixStrategy
+from mixopt.strategies.base import Pick, Strategy
+from mixopt.strategies.registry import STRATEGIES
 
-__all__ = [
-    "BOStrategy",
-    "History",
-    "MixingLawStrategy",
-    "Pick",
-    "RandomStrategy",
-    "RegMixStrategy",
-    "Strategy",
-    "available_strategies",
-    "check_fidelities",
-    "make_strategy",
-    "match_rows",
-]
-
-_REGISTRY: dict[str, type[Strategy]] = {
-    "random": RandomStrategy,
-    "regmix": RegMixStrategy,
-    "mixing_law": MixingLawStrategy,
-    "bo": BOStrategy,
-}
+__all__ = ["STRATEGIES", "Pick", "Strategy", "available_strategies", "make_strategy"]
 
 
 def available_strategies() -> list[str]:
     """Names accepted by :func:`make_strategy`."""
-    return list(_REGISTRY)
+    return STRATEGIES.names()
 
 
 def make_strategy(name: str, seed: int = 0, **params) -> Strategy:
-    """Build a strategy by name (``random``, ``regmix``, ``mixing_law``, ``bo``) with its parameters."""
-    if name not in _REGISTRY:
-        raise MixoptError(f"unknown strategy {name!r}; choose one of {', '.join(_REGISTRY)}")
-    try:
-        return _REGISTRY[name](seed=seed, **params)
-    except TypeError as e:
-        raise MixoptError(f"strategy {name!r}: bad parameters {sorted(params)}: {e}") from None
+    """Build a strategy by name (``random``, ``regmix``, ``mixing_law``, ``bo``, ``surrogate``)."""
+    return STRATEGIES.create(name, seed=seed, **params)

@@ -1,140 +1,197 @@
-"""The strategy contract: pick which (candidate, fidelity) pairs to run next, and recommend a candidate.
+"""The strategy contract: ``ask`` chooses what to run, ``recommend`` is the proposal.
 
-A strategy sees only a :class:`~mixopt.strategies.history.History` of revealed runs and a finite candidate
-set (live search: freshly sampled mixtures; replay: the pool). ``fidelities`` is the list of relative costs
-of the fidelities, cheapest first; the last one is the target fidelity (the one the objective is judged at).
+A strategy sees a :class:`~mixopt.runs.RunTable` of the runs so far (live search: the job's runs;
+replay: the rows revealed so far) and nothing else. The table carries the fidelity levels a run can be
+bought at (cheapest first; the last is the target fidelity, where the objective is judged) and their
+costs.
+
+- ``initial(table, candidates, n)`` / ``ask(table, candidates, n)`` return ``(candidate index, level)``
+  pairs from a finite candidate set (live search: mixtures sampled from the feasible set; replay: the
+  pool), never a pair the table already holds.
+- ``recommend(table, feasible) -> Proposal`` is **the** recommendation: the search returns it, ``mixopt
+  propose`` and ``mixopt fit --propose`` print it, and replay scores it after every reveal (with the
+  pool as a finite feasible set). Rule ``"predicted"``: the feasible mixture with the best predicted
+  objective under the strategy's surrogate; ``"revealed"``: the best run observed at the target fidelity.
+  Without enough runs for a model, ``predicted`` falls back to the best run observed (and says so in
+  ``Proposal.reason``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
 
 import numpy as np
 
 from mixopt.errors import MixoptError
-from mixopt.strategies.history import History, match_rows
+from mixopt.feasible import FeasibleSet, kl_divergence
+from mixopt.objective import Objective
+from mixopt.proposal import Proposal, propose
+from mixopt.runs import RunTable
 
-__all__ = ["Pick", "Strategy", "check_fidelities"]
+__all__ = ["Pick", "Strategy"]
 
-Pick = tuple[int, int]  # (candidate index, fidelity index)
-_RECOMMEND_MODES = ("revealed", "predicted")
+log = logging.getLogger(__name__)
 
-
-def check_fidelities(fidelities: Sequence[float] | None) -> np.ndarray:
-    """(F,) float64 positive finite costs, cheapest first; ``None`` means one fidelity of cost 1."""
-    if fidelities is None:
-        return np.ones(1)
-    f = np.asarray(list(fidelities), dtype=np.float64).reshape(-1)
-    if f.size == 0 or not np.all(np.isfinite(f)) or np.any(f <= 0):
-        raise MixoptError(f"fidelities must be a non-empty list of positive finite costs, got {list(fidelities)!r}")
-    return f
+Pick = tuple[int, int]  # (candidate index, fidelity level index)
+_RULES = ("revealed", "predicted")
+_FIT_ERRORS = (MixoptError, ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError)
 
 
 class Strategy:
-    """Base class: random choices, bookkeeping of what was revealed, and the recommendation rule.
-
-    Subclasses override :meth:`ask` (and :meth:`predict_objective` when they have a surrogate).
+    """Base class: random picks, bookkeeping of what was run, the model cache and the recommendation.
 
     Args:
-        seed: seeds every random choice of the strategy.
-        recommend: ``"revealed"`` — the best revealed run at the target fidelity (falls back to the
-            surrogate's prediction before any target-fidelity run is revealed); ``"predicted"`` — the
-            candidate with the best predicted objective at the target fidelity.
+        seed: seeds every random choice of the strategy and its model fits.
+        objective: what is minimised (:class:`~mixopt.objective.Objective` or its spec; default the mean).
+        recommend: ``"predicted"`` or ``"revealed"`` (default: the strategy's own, ``default_recommend``).
+        surrogate: the registered surrogate behind predictions (default: the strategy's own,
+            ``default_surrogate``; ``None`` means no model).
+        surrogate_params: extra parameters for that surrogate.
+        per_target: fit each target the objective uses (default: the surrogate's choice).
+        refit_every: refit the model only once this many new successful runs arrived since the last fit
+            (1 = every time; larger values make replays of slow surrogates affordable).
+        propose_params: options of :func:`mixopt.proposal.propose` (``method``, ``n_candidates``, ...).
     """
 
     name = "base"
+    default_surrogate: str | None = None
+    default_recommend = "revealed"
 
-    def __init__(self, seed: int = 0, recommend: str = "revealed") -> None:
-        if recommend not in _RECOMMEND_MODES:
-            raise MixoptError(f"recommend must be one of {_RECOMMEND_MODES}, got {recommend!r}")
+    def __init__(self, seed: int = 0, *, objective="mean", recommend: str | None = None,
+                 surrogate: str | None = None, surrogate_params: dict | None = None,
+                 per_target: bool | None = None, refit_every: int = 1, propose_params: dict | None = None) -> None:
+        rule = recommend or self.default_recommend
+        if rule not in _RULES:
+            raise MixoptError(f"recommend must be one of {_RULES}, got {recommend!r}")
         self.seed = int(seed)
-        self.recommend_mode = recommend
+        self.objective = Objective.parse(objective)
+        self.recommend_rule = rule
+        self.surrogate = surrogate if surrogate is not None else self.default_surrogate
+        if self.surrogate is not None:
+            from mixopt.surrogates import SURROGATES
+
+            SURROGATES.check(self.surrogate)
+        self.surrogate_params = dict(surrogate_params or {})
+        self.per_target = per_target
+        self.refit_every = max(1, int(refit_every))
+        self.propose_params = dict(propose_params or {})
         self.rng = np.random.default_rng(self.seed)
-        self.fidelities_: np.ndarray | None = None
+        self.fit_errors: list[str] = []
+        self._cache: tuple | None = None  # (fingerprint, successful runs fitted on, model)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(seed={self.seed}, recommend={self.recommend_mode!r})"
+        return (f"{type(self).__name__}(seed={self.seed}, recommend={self.recommend_rule!r}, "
+                f"surrogate={self.surrogate!r}, objective={self.objective.describe()!r})")
 
-    # ----------------------------------------------------------------- the contract
-    def initial(self, candidates: np.ndarray, n: int, fidelities: Sequence[float] | None = None) -> list[Pick]:
-        """``n`` distinct random candidates at the target fidelity (subclasses may use cheap fidelities)."""
-        f = self._set_fidelities(fidelities)
-        target = len(f) - 1
+    # ----------------------------------------------------------------- asking
+    def initial(self, table: RunTable, candidates: np.ndarray, n: int) -> list[Pick]:
+        """``n`` distinct random candidates at the target level (subclasses may use cheap levels)."""
         idx = self.rng.choice(len(candidates), size=min(n, len(candidates)), replace=False)
-        return [(int(i), target) for i in idx]
+        return [(int(i), table.target_level) for i in idx]
 
-    def ask(
-        self, history: History, candidates: np.ndarray, fidelities: Sequence[float] | None, n: int
-    ) -> list[Pick]:
-        """The next ``n`` distinct (candidate, fidelity) pairs to run, never one already revealed."""
+    def ask(self, table: RunTable, candidates: np.ndarray, n: int) -> list[Pick]:
+        """The next ``n`` distinct (candidate, level) pairs to run, never one the table already holds."""
         raise NotImplementedError
 
-    def recommend(
-        self, history: History, candidates: np.ndarray, fidelities: Sequence[float] | None = None
-    ) -> int:
-        """Index into ``candidates`` of the mixture to recommend now, from revealed runs and predictions."""
-        candidates = np.asarray(candidates, dtype=np.float64)
-        target = self._target(history, fidelities)
-        if self.recommend_mode == "predicted" or not np.any(history.at(target)):
-            pred = self.predict_objective(history, candidates, target)
-            if pred is not None:
-                return int(np.argmin(pred))
-        return self._best_revealed(history, candidates, target)
+    # ----------------------------------------------------------------- the model
+    def enough_runs(self, table: RunTable) -> bool:
+        """Whether the table supports a model (at least two successful runs that differ)."""
+        y = table.objective(self.objective)[table.ok]
+        return len(y) >= 2 and np.ptp(y) > 0
 
-    def predict_objective(self, history: History, candidates: np.ndarray, target: int) -> np.ndarray | None:
-        """(N,) predicted objective at fidelity ``target`` for each candidate, or ``None`` (no model yet)."""
-        return None
+    def model(self, table: RunTable):
+        """The strategy's surrogate fitted on ``table`` (a :class:`~mixopt.surrogates.TableModel`), or
+        ``None``: no surrogate, too few runs, or a fit that failed (logged; kept in ``fit_errors``)."""
+        if self.surrogate is None or not self.enough_runs(table):
+            return None
+        key = (table.fingerprint(), hash(self.objective))
+        n_ok = int(table.ok.sum())
+        if self._cache is not None and (self._cache[0] == key or 0 < n_ok - self._cache[1] < self.refit_every):
+            return self._cache[2]
+        from mixopt.surrogates import fit_model
+
+        try:
+            model = fit_model(self.surrogate, table, self.objective, seed=self.seed, per_target=self.per_target,
+                              params=self.surrogate_params)
+        except _FIT_ERRORS as e:
+            msg = f"{self.surrogate} could not be fitted on {n_ok} runs: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}"
+            log.warning("strategy %s: %s", self.name, msg)
+            self.fit_errors.append(msg)
+            model = None
+        self._cache = (key, n_ok, model)
+        return model
+
+    def predict(self, table: RunTable, W) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """``(mean (n,), std (n,) | None)`` of the objective at the target fidelity for mixtures ``W``
+        under the strategy's model (``None`` without one)."""
+        m = self.model(table)
+        return None if m is None else m.predict(np.atleast_2d(np.asarray(W, dtype=np.float64)))
+
+    # ----------------------------------------------------------------- recommending
+    def recommend(self, table: RunTable, feasible: FeasibleSet) -> Proposal:
+        """The mixture to recommend now (see the module docstring); the same call everywhere."""
+        model = self.model(table) if self.recommend_rule == "predicted" or not table.at_level(-1).any() else None
+        notes = []
+        if model is not None and self.recommend_rule == "predicted":
+            p = propose(model, feasible, seed=self.seed, **self.propose_params)
+        else:
+            if self.recommend_rule == "predicted":
+                notes.append(self.fit_errors[-1] if self.fit_errors and self.surrogate
+                             else f"too few runs for a {self.surrogate} model")
+            p = self._best_run(table, feasible, model)
+        y = table.objective(self.objective)
+        if p.run_id is None:  # an observed value of exactly the proposed weights, when there is one
+            p.observed = _observed(table, p.vector(feasible.domains), y)
+        p.strategy = self.name
+        p.objective = self.objective.to_json()
+        p.n_runs = int(len(table))
+        if notes:
+            p.reason = "; ".join([*notes, p.reason] if p.reason else notes)
+        return p
+
+    def _best_run(self, table: RunTable, feasible: FeasibleSet, model) -> Proposal:
+        """The best successful run at the target level (else at the highest level run), within the
+        feasible set; the model's prediction when no run qualifies; the prior before any run."""
+        y = table.objective(self.objective)
+        ok = table.ok & np.array([feasible.is_feasible(w, tol=1e-6) for w in table.weights], dtype=bool)
+        if ok.any():
+            level = table.target_level if np.any(ok & (table.level == table.target_level)) else int(table.level[ok].max())
+            sel = np.flatnonzero(ok & (table.level == level))
+            i = int(sel[np.argmin(y[sel])])
+            w = table.weights[i]
+            pred = None if model is None else model.predict(w[None, :])
+            kl = kl_divergence(w, feasible.prior)
+            at = "the target fidelity" if level == table.target_level else f"fidelity level {level} (none at the target yet)"
+            return Proposal(weights=dict(zip(feasible.domains, map(float, w), strict=True)),
+                            predicted=None if pred is None else float(pred[0][0]),
+                            std=None if pred is None or pred[1] is None else float(pred[1][0]),
+                            observed=float(y[i]), rule="revealed", method="revealed", run_id=table.run_ids[i],
+                            surrogate="" if model is None else model.describe(),
+                            reason=f"best of {int(ok.sum())} feasible runs, at {at}",
+                            active_constraints=feasible.active(w), kl_to_prior=kl if np.isfinite(kl) else None,
+                            n_fit=0 if model is None else model.n_fit)
+        if model is not None:
+            return propose(model, feasible, seed=self.seed, **self.propose_params)
+        w = feasible.project(feasible.prior)
+        return Proposal(weights=dict(zip(feasible.domains, map(float, w), strict=True)), rule="revealed",
+                        method="prior", reason="no successful run yet: the prior, projected into the feasible set",
+                        active_constraints=feasible.active(w))
 
     # ----------------------------------------------------------------- helpers
-    def _set_fidelities(self, fidelities: Sequence[float] | None) -> np.ndarray:
-        f = check_fidelities(fidelities) if fidelities is not None else self.fidelities_
-        if f is None:
-            f = np.ones(1)
-        self.fidelities_ = f
-        return f
-
-    def _target(self, history: History, fidelities: Sequence[float] | None) -> int:
-        if fidelities is not None:
-            return len(check_fidelities(fidelities)) - 1
-        if self.fidelities_ is not None:
-            return len(self.fidelities_) - 1
-        return int(history.fidelity_index.max()) if history.n else 0
-
-    @staticmethod
-    def revealed_mask(history: History, candidates: np.ndarray, fid: int) -> np.ndarray:
-        """(N,) bool: candidate already revealed at fidelity index ``fid``."""
-        mask = np.zeros(len(candidates), dtype=bool)
-        at = history.at(fid)
-        if np.any(at):
-            idx = match_rows(candidates, history.X[at])
-            mask[idx[idx >= 0]] = True
-        return mask
-
     def _random_open(self, open_mask: np.ndarray, n: int) -> list[int]:
         idx = np.flatnonzero(open_mask)
         return [int(i) for i in self.rng.choice(idx, size=min(n, idx.size), replace=False)]
 
-    def _top_open(self, scores: np.ndarray, open_mask: np.ndarray, n: int) -> list[int]:
+    @staticmethod
+    def _top_open(scores: np.ndarray, open_mask: np.ndarray, n: int) -> list[int]:
         """Up to ``n`` open candidates with the lowest ``scores`` (ties broken by index)."""
         idx = np.flatnonzero(open_mask)
         order = idx[np.argsort(scores[idx], kind="stable")]
         return [int(i) for i in order[:n]]
 
-    def _best_revealed(self, history: History, candidates: np.ndarray, target: int) -> int:
-        """Candidate with the lowest revealed objective at ``target`` (else at the highest fidelity seen)."""
-        if history.n == 0:
-            return 0
-        idx = match_rows(candidates, history.X)
-        ok = idx >= 0
-        if not np.any(ok):
-            return 0
-        fids = history.fidelity_index[ok]
-        best_fid = target if np.any(fids == target) else int(fids.max())
-        sel = ok & (history.fidelity_index == best_fid)
-        j = np.flatnonzero(sel)[np.argmin(history.y[sel])]
-        return int(idx[j])
 
+def _observed(table: RunTable, w: np.ndarray, y: np.ndarray) -> float | None:
+    """The objective of the latest successful target-level run of exactly ``w`` (None if there is none)."""
+    at = np.flatnonzero(table.at_level(-1) & (np.abs(table.weights - w).max(axis=1) <= 1e-8))
+    return float(y[at[-1]]) if at.size else None
 
-def fingerprint(history: History) -> tuple:
-    """A cheap key identifying a history's content (to reuse a fitted surrogate between ask and recommend)."""
-    return (history.n, float(history.y.sum()), float(history.X.sum()), int(history.fidelity_index.sum()))

@@ -1,112 +1,87 @@
-"""Bayesian optimisation: a (multi-fidelity) GP and a cost-aware acquisition, through the shared proposer.
+"""Bayesian optimisation: a (multi-fidelity) GP of the objective and a cost-aware acquisition.
 
-The acquisition is :func:`mixopt.propose.select_batch` — the same BoTorch code the live search loop uses:
-with one fidelity a GP and qLogNEI over the candidates, with several a GP over (weights, fidelity) and a
-cost-aware multi-fidelity acquisition that may spend a cheap run to learn about the target. Fidelity values
-given to the GP are the fidelities' relative costs.
+One GP (``make_surrogate("gp")`` through :func:`~mixopt.surrogates.fit_model`) serves both halves: the
+acquisition (:func:`mixopt.acquisition.select_batch`; with one level a qLogNEI over the candidates, with
+several a cost-aware multi-fidelity MES that may buy a cheap run to learn about the target) and the
+recommendation (the feasible mixture with the best posterior mean at the target fidelity).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from mixopt.strategies.base import Pick, Strategy, fingerprint
-from mixopt.strategies.history import History
+from mixopt.runs import RunTable
+from mixopt.strategies.base import Pick, Strategy
 
 __all__ = ["BOStrategy"]
 
 
 class BOStrategy(Strategy):
-    """GP + (cost-aware, multi-fidelity) acquisition via ``select_batch``; the default strategy.
+    """GP + (cost-aware, multi-fidelity) acquisition; the default strategy.
 
     Args:
-        seed: seeds the initial design, the acquisition optimiser and the GP fits.
-        cheap_share: with several fidelities, the share of the initial design run at the cheapest fidelity
-            (the rest, at least one run, is run at the target fidelity on the same mixtures).
-        recommend: ``"predicted"`` (default: the candidate with the best GP posterior mean at the target
-            fidelity; better than ``"revealed"`` on the RegMix tables, see ``experiments/LOG.md``) or
-            ``"revealed"`` (the best revealed target-fidelity run).
-        select_params: extra keyword arguments for :func:`mixopt.propose.select_batch`.
+        cheap_share: with several levels, the share of the initial design run at the cheapest level (the
+            rest, at least one run, is run at the target level on the same mixtures).
+        select_params: extra keyword arguments for :func:`mixopt.acquisition.select_batch`.
+        Others: see :class:`~mixopt.strategies.base.Strategy` (``recommend="predicted"`` by default).
 
-    >>> s = BOStrategy(seed=0)
-    >>> [f for _, f in s.initial(np.eye(4), 3, [1.0, 4.0])]  # two cheap runs, one at the target
+    >>> from mixopt.runs import RunTable
+    >>> t = RunTable.empty(list("abcd"), ["a"], fidelity_names=["tokens"], levels=[[1.0], [4.0]])
+    >>> [f for _, f in BOStrategy(seed=0).initial(t, np.eye(4), 3)]  # two cheap runs, one at the target
     [0, 0, 1]
     """
 
     name = "bo"
+    default_surrogate = "gp"
+    default_recommend = "predicted"
 
-    def __init__(
-        self,
-        seed: int = 0,
-        *,
-        cheap_share: float = 0.75,
-        recommend: str = "predicted",
-        select_params: dict | None = None,
-    ) -> None:
-        super().__init__(seed=seed, recommend=recommend)
+    def __init__(self, seed: int = 0, *, cheap_share: float = 0.75, select_params: dict | None = None,
+                 **params) -> None:
+        params.setdefault("per_target", False)
+        super().__init__(seed=seed, **params)
         self.cheap_share = float(cheap_share)
         self.select_params = dict(select_params or {})
         self._round = 0
-        self._cache: tuple | None = None
 
-    def initial(self, candidates: np.ndarray, n: int, fidelities: Sequence[float] | None = None) -> list[Pick]:
-        f = self._set_fidelities(fidelities)
-        target = len(f) - 1
+    def initial(self, table: RunTable, candidates: np.ndarray, n: int) -> list[Pick]:
+        target = table.target_level
         if target == 0 or n < 2:
-            return super().initial(candidates, n, fidelities)
+            return super().initial(table, candidates, n)
         n_target = max(1, int(round(n * (1.0 - self.cheap_share))))
         n_cheap = max(1, n - n_target)
         idx = self.rng.choice(len(candidates), size=min(n_cheap, len(candidates)), replace=False)
-        picks = [(int(i), 0) for i in idx]
-        return picks + [(int(i), target) for i in idx[:n_target]]
+        return [(int(i), 0) for i in idx] + [(int(i), target) for i in idx[:n_target]]
 
-    def ask(self, history: History, candidates: np.ndarray, fidelities: Sequence[float] | None, n: int) -> list[Pick]:
-        from mixopt.propose import select_batch
+    def ask(self, table: RunTable, candidates: np.ndarray, n: int) -> list[Pick]:
+        from mixopt.acquisition import select_batch
 
-        f = self._set_fidelities(fidelities)
-        F = len(f)
+        F = table.n_levels
         candidates = np.asarray(candidates, dtype=np.float64)
-        revealed = np.stack([self.revealed_mask(history, candidates, j) for j in range(F)], axis=1)  # (N, F)
-        if history.n < 2 or np.ptp(history.y) == 0:
+        revealed = np.stack([table.revealed(candidates, j) for j in range(F)], axis=1)  # (N, F)
+        model = self.model(table)
+        if model is None or self.surrogate != "gp":
             return [(i, F - 1) for i in self._random_open(~revealed[:, -1], n)]
         open_any = np.flatnonzero(~revealed.all(axis=1))
         if open_any.size == 0:
             return []
         self._round += 1
-        kwargs = dict(q=min(n, open_any.size), seed=self.seed * 7919 + self._round, **self.select_params)
-        if F > 1:
-            kwargs.update(fidelity_obs=f[history.fidelity_index], fidelity_values=f, costs=f, target_fidelity=f[-1])
-        raw = select_batch(history.X, history.y, candidates[open_any], **kwargs)
+        level_fidelity = None
+        if model.inputs.fidelity_names:
+            cols = [table.fidelity_names.index(c) for c in model.inputs.fidelity_names]
+            level_fidelity = table.levels[:, cols]
+        mf = F > 1 and level_fidelity is not None
+        raw = select_batch(model.surrogate, candidates[open_any], q=min(n, open_any.size),
+                           level_fidelity=level_fidelity if mf else None, level_costs=table.level_costs if mf else None,
+                           seed=self.seed * 7919 + self._round, **self.select_params)
         picks: list[Pick] = []
         for ci, fi in raw:
-            c, fi = int(open_any[int(ci)]), int(fi)
-            if revealed[c, fi]:  # already run at that fidelity: run it at the cheapest open one instead
+            c, fi = int(open_any[int(ci)]), (int(fi) if mf else F - 1)
+            if revealed[c, fi]:  # already run at that level: run it at the cheapest open one instead
                 fi = int(np.flatnonzero(~revealed[c])[0])
             if (c, fi) not in picks:
                 picks.append((c, fi))
-        if len(picks) < n:  # top up (deduplicated acquisitions) at the target fidelity
+        if len(picks) < n:  # top up (deduplicated acquisitions) at the target level
             taken = np.zeros(len(candidates), dtype=bool)
             taken[[c for c, _ in picks]] = True
             picks += [(i, F - 1) for i in self._random_open(~revealed[:, -1] & ~taken, n - len(picks))]
         return picks[:n]
-
-    def predict_objective(self, history: History, candidates: np.ndarray, target: int) -> np.ndarray | None:
-        """GP posterior mean at the target fidelity (``make_surrogate("gp")``), ``None`` before 2 runs."""
-        if history.n < 2 or np.ptp(history.y) == 0:
-            return None
-        key = fingerprint(history)
-        if self._cache is None or self._cache[0] != key:
-            from mixopt.surrogates import make_surrogate
-
-            f = self.fidelities_ if self.fidelities_ is not None else np.ones(int(history.fidelity_index.max()) + 1)
-            if len(np.unique(history.fidelity_index)) > 1:
-                X = np.column_stack([history.X, f[history.fidelity_index]])
-                model = make_surrogate("gp", random_state=self.seed, fidelity_columns=[X.shape[1] - 1],
-                                       target_fidelity=f[target])
-            else:
-                X = history.X
-                model = make_surrogate("gp", random_state=self.seed)
-            self._cache = (key, model.fit(X, history.y))
-        return np.asarray(self._cache[1].predict(np.asarray(candidates, dtype=np.float64)), dtype=np.float64)

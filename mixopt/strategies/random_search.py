@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
+from mixopt.runs import RunTable
 from mixopt.strategies.base import Pick, Strategy
-from mixopt.strategies.history import History
 
 __all__ = ["RandomStrategy"]
 
 
 class RandomStrategy(Strategy):
-    """Reveal candidates uniformly at random at the target fidelity; recommend the best revealed one.
+    """Run random candidates at the target fidelity; recommend the best run observed.
 
+    With ``surrogate=...`` and ``recommend="predicted"`` it becomes "random design, then a model's best
+    prediction" (RegMix's one-shot recipe with any surrogate).
+
+    >>> from mixopt.runs import RunTable
     >>> s = RandomStrategy(seed=0)
-    >>> len(s.initial(np.eye(3), 2, [1.0]))
+    >>> len(s.initial(RunTable.empty(["a", "b", "c"], ["a"]), np.eye(3), 2))
     2
     """
 
     name = "random"
 
-    def ask(self, history: History, candidates: np.ndarray, fidelities: Sequence[float] | None, n: int) -> list[Pick]:
-        f = self._set_fidelities(fidelities)
-        target = len(f) - 1
-        open_mask = ~self.revealed_mask(history, np.asarray(candidates, dtype=np.float64), target)
-        return [(i, target) for i in self._random_open(open_mask, n)]
+    def ask(self, table: RunTable, candidates: np.ndarray, n: int) -> list[Pick]:
+        open_mask = ~table.revealed(np.asarray(candidates, dtype=np.float64), -1)
+        return [(i, table.target_level) for i in self._random_open(open_mask, n)]

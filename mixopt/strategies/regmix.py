@@ -2,7 +2,8 @@
 
 RegMix (Liu et al., ICLR 2025) is one-shot: train many small proxies on random mixtures, regress the target
 loss on the weights with LightGBM, and take the mixture with the best prediction. Sequentially, the initial
-design is random and every later batch is the open candidates with the best LightGBM prediction.
+design is random and every later batch is the open candidates with the best LightGBM prediction; the
+recommendation is the feasible mixture with the best prediction.
 """
 
 from __future__ import annotations
@@ -13,14 +14,10 @@ __all__ = ["RegMixStrategy"]
 
 
 class RegMixStrategy(SurrogateSearch):
-    """LightGBM on the objective (``make_surrogate("lightgbm")``), greedy asks, single fidelity.
+    """LightGBM on the objective, greedy asks at one fidelity, predicted recommendation.
 
     Keyword arguments are those of :class:`~mixopt.strategies.surrogate_search.SurrogateSearch`.
     """
 
     name = "regmix"
-
-    def __init__(self, seed: int = 0, **params) -> None:
-        params.setdefault("surrogate", "lightgbm")
-        params.setdefault("explore", 0.0)
-        super().__init__(seed=seed, **params)
+    default_surrogate = "lightgbm"

@@ -100,6 +100,10 @@ class Surrogate(RegressorMixin, BaseEstimator):
     smooth: bool = True
     #: whether ``predict(..., return_std=True)`` gives a real uncertainty
     has_std: bool = False
+    #: fitted on each target the objective uses (True) or on the objective itself (False) by default
+    per_target: bool = True
+    #: fed the eval-curve points of runs below the target fidelity (see ``surrogates.table_model``)
+    uses_curves: bool = False
 
     # -- subclass hooks -------------------------------------------------------------------------------
     def _fit(self, W: np.ndarray, F: np.ndarray | None, Y: np.ndarray) -> None:  # pragma: no cover

@@ -74,6 +74,7 @@ class BiMixSurrogate(Surrogate):
     """
 
     smooth = True
+    uses_curves = True  # the quantity term reads each cheap run's eval curve
 
     def __init__(self, target_domains=None, n_restarts: int = 4, huber_scale: float | None = None,
                  fidelity_columns=None, target_fidelity=None, random_state=None):

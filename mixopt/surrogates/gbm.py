@@ -26,6 +26,7 @@ class LightGBMSurrogate(Surrogate):
     """
 
     smooth = False
+    per_target = False  # RegMix: one regression of the objective
 
     def __init__(
         self,

@@ -135,6 +135,7 @@ class GPSurrogate(Surrogate):
 
     smooth = True
     has_std = True
+    per_target = False  # fitted on the objective (its hyper-parameters are then the objective's own)
 
     def __init__(self, noise_floor: float = 1e-6, max_n: int = 1000, max_iter: int = 75,
                  n_threads: int | None = 1, warp: str = "log", fidelity_columns=None, target_fidelity=None,
@@ -157,17 +158,23 @@ class GPSurrogate(Surrogate):
             F = None if F is None else F[idx]
         self.f_lo_ = None if F is None else F.min(axis=0)
         self.f_hi_ = None if F is None else self.target_fidelity_
-        Z = encode_inputs(W, F, self.f_lo_, self.f_hi_, warp=self.warp)
-        dims = None if F is None else list(range(Z.shape[1] - F.shape[1], Z.shape[1]))
+        self.Z_ = self.encode(W, F)
+        dims = None if F is None else list(range(self.Z_.shape[1] - F.shape[1], self.Z_.shape[1]))
+        self.fidelity_dims_ = dims
         with torch_threads(self.n_threads):
-            self.models_ = fit_gp(Z, Y, fidelity_dims=dims, noise_floor=self.noise_floor, seed=seed,
+            self.models_ = fit_gp(self.Z_, Y, fidelity_dims=dims, noise_floor=self.noise_floor, seed=seed,
                                   max_iter=self.max_iter)
+
+    def encode(self, W, F=None) -> np.ndarray:
+        """GP inputs of weights ``W (n, k)`` at fidelity ``F (n, f)`` (default: the target fidelity)."""
+        if F is None and getattr(self, "f_hi_", None) is not None:
+            F = np.tile(self.f_hi_, (len(W), 1))
+        return encode_inputs(W, F, getattr(self, "f_lo_", None), getattr(self, "f_hi_", None), warp=self.warp)
 
     def _predict(self, W, F):
         import torch
 
-        Z = encode_inputs(W, F, self.f_lo_, self.f_hi_, warp=self.warp)
-        tZ = torch.as_tensor(Z, dtype=torch.float64)
+        tZ = torch.as_tensor(self.encode(W, F), dtype=torch.float64)
         mean, std = [], []
         # Predict in chunks: a posterior over many candidates at once materialises an (n, n) covariance
         # (20k proposer candidates -> tens of GB), while only its diagonal is needed here.

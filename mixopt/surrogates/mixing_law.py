@@ -89,6 +89,7 @@ class MixingLawSurrogate(Surrogate):
     """
 
     smooth = True
+    uses_curves = True  # the nested step law reads each cheap run's eval curve
 
     def __init__(self, n_restarts: int = 4, alpha: float = 1e-4, huber_scale: float | None = None,
                  fidelity_columns=None, target_fidelity=None, random_state=None):

@@ -1,35 +1,28 @@
-"""Name -> surrogate class. A new surrogate is one file plus one line in ``_REGISTRY``."""
+"""Name -> surrogate class. A new surrogate is one file plus one line here."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
+from mixopt.registry import Registry
 
-from mixopt.errors import MixoptError
+__all__ = ["SURROGATES", "available_surrogates", "make_surrogate", "surrogate_class", "surrogate_name"]
 
-__all__ = ["available_surrogates", "make_surrogate", "surrogate_class"]
-
-_REGISTRY = {
-    "linear": "mixopt.surrogates.linear:LinearSurrogate",
-    "lightgbm": "mixopt.surrogates.gbm:LightGBMSurrogate",
-    "mixing_law": "mixopt.surrogates.mixing_law:MixingLawSurrogate",
-    "bimix": "mixopt.surrogates.bimix:BiMixSurrogate",
-    "gp": "mixopt.surrogates.gp:GPSurrogate",
-    "auto": "mixopt.surrogates.auto:AutoSurrogate",
-}
+SURROGATES = Registry("surrogate")
+SURROGATES.add("linear", "mixopt.surrogates.linear:LinearSurrogate")
+SURROGATES.add("lightgbm", "mixopt.surrogates.gbm:LightGBMSurrogate")
+SURROGATES.add("mixing_law", "mixopt.surrogates.mixing_law:MixingLawSurrogate")
+SURROGATES.add("bimix", "mixopt.surrogates.bimix:BiMixSurrogate")
+SURROGATES.add("gp", "mixopt.surrogates.gp:GPSurrogate")
+SURROGATES.add("auto", "mixopt.surrogates.auto:AutoSurrogate")
 
 
 def available_surrogates() -> list[str]:
     """Registered surrogate names."""
-    return list(_REGISTRY)
+    return SURROGATES.names()
 
 
 def surrogate_class(name: str) -> type:
     """The class registered under ``name``; :class:`MixoptError` for an unknown name."""
-    if name not in _REGISTRY:
-        raise MixoptError(f"unknown surrogate {name!r}; available: {', '.join(_REGISTRY)}")
-    mod, cls = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(mod), cls)
+    return SURROGATES.get(name)
 
 
 def make_surrogate(name: str, **params):
@@ -37,9 +30,12 @@ def make_surrogate(name: str, **params):
 
     Unknown parameters raise a one-line :class:`MixoptError` naming the accepted ones.
     """
-    cls = surrogate_class(name)
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    unknown = sorted(set(params) - accepted)
-    if unknown:
-        raise MixoptError(f"surrogate {name!r}: unknown parameter(s) {unknown}; accepted: {sorted(accepted)}")
-    return cls(**params)
+    return SURROGATES.create(name, **params)
+
+
+def surrogate_name(surrogate) -> str:
+    """Registry name of a fitted surrogate (``"auto->lightgbm"`` for a fitted ``auto``)."""
+    cls = type(surrogate)
+    name = next((n for n in SURROGATES.names() if SURROGATES.get(n) is cls), cls.__name__)
+    chosen = getattr(surrogate, "chosen_", None)
+    return f"{name}->{chosen}" if chosen else name

@@ -94,16 +94,76 @@ def _group_ids(M: np.ndarray, decimals: int = 6) -> np.ndarray:
     return inv.ravel()
 
 
-def nested_extrapolate(W, F, Y, targets, *, min_points: int = 3):
+def _amplitudes(x: np.ndarray, y: np.ndarray, groups: list[np.ndarray], beta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per group, least squares of ``y ≈ E_g + B_g x^-beta`` with ``B_g >= 0`` (NaN for groups with fewer
+    than 2 distinct ``x``). Returns ``(E (G,), B (G,))`` and the total squared residual as ``E``'s sum."""
+    E, B = np.full(len(groups), np.nan), np.full(len(groups), np.nan)
+    for g, idx in enumerate(groups):
+        if len(np.unique(x[idx])) < 2:
+            continue
+        Eg, Bg, _ = _linear_fit(x[idx], y[idx], beta, np.ones(len(idx)))
+        E[g], B[g] = Eg, Bg
+    return E, B
+
+
+def _shared_exponent(x, y, groups, *, max_beta: float = 3.0) -> float | None:
+    """One exponent for every curve: the ``beta`` minimising the summed per-curve residuals of
+    ``E_g + B_g x^-beta`` (variable projection over curves with >= 3 distinct points; ``None`` when
+    no curve has 3)."""
+    from scipy.optimize import minimize_scalar
+
+    long = [idx for idx in groups if len(np.unique(x[idx])) >= 3]
+    if not long:
+        return None
+    s0 = float(np.max(x))
+
+    def sse(beta):
+        tot = 0.0
+        for idx in long:
+            tot += float(np.sum(_linear_fit(x[idx] / s0, y[idx], beta, np.ones(len(idx)))[2] ** 2))
+        return tot
+
+    grid = np.linspace(0.02, max_beta, 40)
+    b0 = grid[int(np.argmin([sse(b) for b in grid]))]
+    step = grid[1] - grid[0]
+    res = minimize_scalar(sse, bounds=(max(1e-4, b0 - step), min(max_beta, b0 + step)), method="bounded",
+                          options={"xatol": 1e-7})
+    return float(res.x)
+
+
+def _amplitude_model(Wg: np.ndarray, B: np.ndarray):
+    """Predict a curve's amplitude from its mixture: ridge regression of ``log B`` on the weights over the
+    curves with a fitted amplitude (median with fewer than 3 of them; 0 with none)."""
+    have = np.isfinite(B) & (B > 0)
+    if not have.any():
+        return lambda w: np.zeros(len(w))
+    if have.sum() < 3:
+        med = float(np.median(B[np.isfinite(B)]))
+        return lambda w: np.full(len(w), med)
+    from sklearn.linear_model import Ridge
+
+    reg = Ridge(alpha=1e-2).fit(Wg[have], np.log(B[have]))
+    lo, hi = np.log(B[have]).min(), np.log(B[have]).max()
+    return lambda w: np.exp(np.clip(reg.predict(w), lo, hi))
+
+
+def nested_extrapolate(W, F, Y, targets, *, default_exponent: float = 0.3):
     """Reduce runs at several fidelities to one row per mixture at the target fidelity.
 
-    W: ``(n, k)`` weights; F: ``(n, f)`` fidelity columns (processed in order: e.g. step then model size);
-    Y: ``(n, m)`` losses; targets: ``(f,)`` target fidelity values.
-    For each fidelity column in turn, rows sharing a mixture and the later fidelity values form a curve;
-    a curve with ``>= min_points`` distinct fidelities gets its own step law, shorter ones get the median
-    shape (``B``, ``beta``) of the fitted curves shifted through their points (or, when no curve is long
-    enough, one law fitted on the pooled points). Returns ``(W_out (g, k), Y_out (g, m), shapes)`` with
-    ``shapes[c][j] = (B, beta)``: the median curve shape per fidelity column ``c`` and target ``j``.
+    W: ``(n, k)`` weights; F: ``(n, f)`` fidelity columns (processed in order: e.g. tokens then model
+    size); Y: ``(n, m)`` losses; targets: ``(f,)`` target fidelity values.
+
+    For each fidelity column in turn, rows sharing a mixture and the later fidelity values form a curve
+    ``L = E_g + B_g S^-beta``. Every curve of a target shares one exponent ``beta``, fitted jointly on the
+    curves with at least 3 distinct points (``default_exponent`` when there is none: then only curves with
+    2 points inform the amplitudes, and a target among the observed values is still reproduced exactly).
+    A curve with 2 or more points gets its own amplitude ``B_g``; a single-point curve gets the amplitude
+    its mixture predicts (a ridge regression of ``log B`` on the weights over the fitted curves), so ``E``
+    and ``B`` always come from one consistent law. Curves are taken in a fixed (sorted) order, so the
+    result does not depend on the order of the rows.
+
+    Returns ``(W_out (g, k), Y_out (g, m), shapes)`` with ``shapes[c][j] = (B, beta)``: the median amplitude
+    and the shared exponent per fidelity column ``c`` and target ``j``.
     """
     W, F, Y = np.asarray(W, float), np.asarray(F, float), np.asarray(Y, float)
     targets = np.asarray(targets, float).ravel()
@@ -111,36 +171,29 @@ def nested_extrapolate(W, F, Y, targets, *, min_points: int = 3):
     for c in range(F.shape[1]):
         key = np.hstack([W, F[:, c + 1:]])
         gid = _group_ids(key)
-        groups = [np.flatnonzero(gid == g) for g in range(gid.max() + 1)]
+        groups = []
+        for g in range(gid.max() + 1):  # rows of a curve in a fixed order: by fidelity, then loss
+            idx = np.flatnonzero(gid == g)
+            groups.append(idx[np.lexsort((Y[idx, 0], F[idx, c]))])
+        first = np.array([idx[0] for idx in groups])
+        s0 = float(F[:, c].max())
+        x = F[:, c] / s0
+        xt = targets[c] / s0
         Yn = np.empty((len(groups), Y.shape[1]))
         shape_c = []
         for j in range(Y.shape[1]):
-            laws = {}
-            for g, idx in enumerate(groups):
-                if len(np.unique(F[idx, c])) >= min_points:
-                    laws[g] = fit_step_law(F[idx, c], Y[idx, j])
-            if laws:
-                B = float(np.median([lw.B for lw in laws.values()]))
-                beta = float(np.median([lw.beta for lw in laws.values()]))
-            elif len(np.unique(F[:, c])) >= min_points:
-                pooled = fit_step_law(F[:, c], Y[:, j] - _group_means(Y[:, j], gid) + Y[:, j].mean())
-                B, beta = pooled.B, pooled.beta
-            else:
-                B, beta = 0.0, 1.0  # no curve information: treat the loss as flat in this fidelity
-            shape_c.append((B, beta))
-            for g, idx in enumerate(groups):
-                if g in laws:
-                    Yn[g, j] = extrapolate(laws[g], targets[c])
-                else:
-                    E = np.mean(Y[idx, j] - B * F[idx, c] ** (-beta))
-                    Yn[g, j] = E + B * targets[c] ** (-beta)
+            beta = _shared_exponent(x, Y[:, j], groups)
+            beta = default_exponent if beta is None else beta
+            E, B = _amplitudes(x, Y[:, j], groups, beta)
+            single = ~np.isfinite(B)
+            if single.any():
+                Wf = W[first]
+                B[single] = _amplitude_model(Wf[~single], B[~single])(Wf[single])
+                for g in np.flatnonzero(single):
+                    idx = groups[g]
+                    E[g] = float(np.mean(Y[idx, j] - B[g] * x[idx] ** (-beta)))
+            Yn[:, j] = E + B * xt ** (-beta)
+            shape_c.append((float(np.median(B)) * s0**beta, float(beta)))
         shapes.append(shape_c)
-        first = [idx[0] for idx in groups]
         W, F, Y = W[first], F[first], Yn
     return W, Y, shapes
-
-
-def _group_means(y: np.ndarray, gid: np.ndarray) -> np.ndarray:
-    sums = np.bincount(gid, weights=y)
-    counts = np.bincount(gid)
-    return (sums / counts)[gid]

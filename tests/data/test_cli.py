@@ -50,12 +50,3 @@ def test_bad_source_is_a_one_line_error(tmp_path, small_corpus, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: domain 'digits'") and "missing" in err and "\n" not in err
     assert not (tmp_path / "ws" / "data" / "manifest.json").exists()
-
-
-def test_plan_without_the_proxies_package_says_na(tmp_path, small_corpus, capsys, monkeypatch):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "proxies", None)  # as if proxies/ were not installed
-    assert main(["plan", str(_write_job(tmp_path, small_corpus))]) == 0
-    out = capsys.readouterr().out
-    assert "params n/a, FLOPs/run n/a" in out and "estimated cost: n/a" in out

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import available_impls, eligible, moe_experts, resolve_impl, use_impl
-from kernels.testing import requires_cuda, requires_sm90, requires_triton
-from mixopt.errors import MixoptError
+from mixopt.kernels import available_impls, eligible, moe_experts, resolve_impl, use_impl
+from mixopt.kernels.errors import KernelError
+from mixopt.kernels.testing import requires_cuda, requires_sm90, requires_triton
 
 
 def _inputs(T=96, D=16, F=24, E=6, K=2, dtype=torch.float64, device="cpu", seed=0, skew=False):
@@ -76,7 +76,7 @@ def test_forcing_an_implementation():
     with use_impl("reference"):
         assert resolve_impl("auto", x, w) == "reference"
         assert resolve_impl("bmm", x, w) == "bmm"                     # an explicit argument wins
-    with pytest.raises(MixoptError, match="unknown MoE expert implementation"), use_impl("fast"):
+    with pytest.raises(KernelError, match="unknown MoE expert implementation"), use_impl("fast"):
         pass
 
 
@@ -92,9 +92,9 @@ def test_ineligible_implementations_fall_back_or_raise():
     x_odd, w_odd = torch.zeros(4, 6), torch.zeros(2, 6, 10)            # 24-byte rows: not 16-byte aligned
     assert not eligible("grouped_mm", x_odd, w_odd)[0]
     assert resolve_impl("auto", x_odd, w_odd) == "bmm"
-    with pytest.raises(MixoptError, match="'grouped_mm' is not available here"):
+    with pytest.raises(KernelError, match="'grouped_mm' is not available here"):
         resolve_impl("grouped_mm", x_odd, w_odd)
-    with pytest.raises(MixoptError, match="'triton' is not available here"):
+    with pytest.raises(KernelError, match="'triton' is not available here"):
         resolve_impl("triton", torch.zeros(4, 16), torch.zeros(2, 16, 24))
 
 

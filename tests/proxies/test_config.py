@@ -6,7 +6,7 @@ import pytest
 
 from mixopt.config import JobConfig
 from mixopt.errors import ConfigError
-from proxies import PRESETS, ProxyConfig, TrainSettings, build_model
+from mixopt.proxies import PRESETS, ProxyConfig, TrainSettings, build_model
 
 SIZES = ["tiny", "small", "20m", "60m", "150m", "400m", "1b"]
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from proxies import ProxyConfig, build_model
-from proxies.moe import MoEFeedForward, Router, router_losses
+from mixopt.proxies import ProxyConfig, build_model
+from mixopt.proxies.moe import MoEFeedForward, Router, router_losses
 
 
 def _model(name: str, vocab: int = 97, seed: int = 0, **changes):

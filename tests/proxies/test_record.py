@@ -8,7 +8,7 @@ import math
 import pytest
 
 from mixopt.errors import MixoptError
-from proxies import RunRecord
+from mixopt.proxies import RunRecord
 
 
 def _record(**kw) -> RunRecord:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxies.schedule import eval_steps, lr_factor
+from mixopt.proxies.schedule import eval_steps, lr_factor
 
 
 @pytest.mark.parametrize("schedule", ["cosine", "wsd"])

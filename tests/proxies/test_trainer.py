@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mixopt.errors import DataError, MixoptError
-from proxies import ProxyConfig, RunRecord, TrainSettings, train_proxy
+from mixopt.proxies import ProxyConfig, RunRecord, TrainSettings, train_proxy
 
 FAST = TrainSettings(seq_len=32, batch_size=8, eval_points=3, eval_tokens=1024)
 

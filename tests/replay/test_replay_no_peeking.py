@@ -21,10 +21,11 @@ def test_poisoned_unrevealed_rows_do_not_change_any_choice(mf_table, name):
     clean = replay(pool, [name], **kw).curves
     revealed = set(zip(clean["candidate"], clean["fidelity_index"], strict=True))
     poisoned = copy.deepcopy(pool)
-    for c in range(pool.X.shape[0]):
-        for f in range(pool.Y.shape[1]):
-            if (c, f) not in revealed:
-                poisoned.Y[c, f] = np.nan  # any read would crash the History or the fit
+    hidden = [poisoned.row(c, f) for c in range(len(pool.X)) for f in range(pool.n_levels)
+              if (c, f) not in revealed]
+    poisoned.table.targets[hidden] = np.nan  # any read would drop the row from the fit or crash it
+    assert np.isnan(poisoned.Y).any(axis=2).sum() == len(hidden) == pool.Y.shape[0] * pool.Y.shape[1] - len(revealed)
+    assert np.isfinite(pool.table.targets).all()  # the clean pool is untouched
     dirty = replay(poisoned, [name], **kw).curves
     cols = ["candidate", "fidelity_index", "recommended", "cum_cost"]
     assert len(clean) >= 8
@@ -34,13 +35,15 @@ def test_poisoned_unrevealed_rows_do_not_change_any_choice(mf_table, name):
 def test_oracle_hands_out_only_revealed_rows(mf_table):
     pool = pool_from_frame(mf_table, fidelity=mf_table["size"])
     oracle = Oracle(pool)
-    assert oracle.history().n == 0
+    assert len(oracle.table()) == 0
     cost = oracle.reveal(5, 0)
     oracle.reveal(9, 1)
-    h = oracle.history()
+    t = oracle.table()
     assert cost == pytest.approx(1 / 8)
-    assert np.allclose(h.X, pool.X[[5, 9]]) and h.fidelity_index.tolist() == [0, 1]
-    assert np.allclose(h.y, [pool.objective[5, 0], pool.objective[9, 1]])
+    assert len(t) == 2 and np.allclose(t.weights, pool.X[[5, 9]]) and t.level.tolist() == [0, 1]
+    assert np.allclose(t.targets, [pool.Y[5, 0], pool.Y[9, 1]])
+    assert np.allclose(t.objective(pool.objective), [pool.values[5, 0], pool.values[9, 1]])
+    assert t.n_levels == 2 and np.allclose(t.level_costs, pool.fidelity_costs)  # the levels are known upfront
     assert oracle.accessed == [(5, 0), (9, 1)]
     with pytest.raises(MixoptError, match="already revealed"):
         oracle.reveal(5, 0)

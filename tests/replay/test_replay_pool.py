@@ -15,7 +15,8 @@ def test_pool_groups_fidelities_and_defaults_cost_to_fidelity_ratio(mf_table):
     assert pool.fidelity_values.tolist() == [1.0, 8.0]
     assert np.allclose(pool.fidelity_costs, [1 / 8, 1.0])
     # the best mixture at the target fidelity is the one nearest the bowl's centre
-    best = int(np.argmin(pool.objective[:, -1]))
+    assert pool.values.shape == (60, 2)
+    best = int(np.argmin(pool.values[:, -1]))
     from replay_tables import W_STAR
 
     assert best == int(np.argmin(((pool.X - W_STAR) ** 2).sum(1)))
@@ -35,8 +36,10 @@ def test_rows_with_missing_targets_or_bad_weights_are_skipped_and_reported():
     df.loc[5, "w_a"] = -0.2
     pool = pool_from_frame(df)
     assert pool.X.shape[0] == 18
-    assert any(s.startswith("row 3:") and "target" in s for s in pool.skipped)
-    assert any(s.startswith("row 5:") and "weight" in s for s in pool.skipped)
+    # one line per rejected row, naming the row and what is wrong with it
+    assert len(pool.skipped) == 2
+    assert any(s.startswith("row 3") and "target" in s and "loss_x" in s for s in pool.skipped)
+    assert any(s.startswith("row 5") and "negative weight" in s for s in pool.skipped)
 
 
 def test_mixture_without_every_fidelity_is_dropped(mf_table):
@@ -54,7 +57,7 @@ def test_mixture_without_every_fidelity_is_dropped(mf_table):
         (lambda d: d.assign(size=d["size"].where(d.index != 4, -1.0)), {}, "non-positive"),
         (lambda d: d.assign(hours=d["hours"].where(d.index != 7, 0.0)), {"use_cost": True}, "cost column must be positive"),
         (lambda d: d.assign(hours=d["hours"].where(d.index != 7, -3.0)), {"use_cost": True}, "positive"),
-        (lambda d: d, {"target_fidelity": 4.0}, "target fidelity 4.0 is not in"),
+        (lambda d: d, {"target_fidelity": 4.0}, r"target fidelity \[4\.0\] is not among"),
     ],
 )
 def test_malformed_fidelity_or_cost_columns_raise(mf_table, mutate, kw, match):
@@ -66,6 +69,6 @@ def test_malformed_fidelity_or_cost_columns_raise(mf_table, mutate, kw, match):
 
 def test_objective_weights_select_targets(mf_table):
     pool = pool_from_frame(mf_table, fidelity=mf_table["size"], objective={"loss_x": 1.0})
-    assert np.allclose(pool.objective, pool.Y[:, :, 0])
-    with pytest.raises(TableError, match="unknown targets"):
+    assert np.allclose(pool.values, pool.Y[:, :, 0])
+    with pytest.raises(TableError, match="unknown target 'loss_z'"):
         pool_from_frame(mf_table, objective={"loss_z": 1.0})

@@ -25,11 +25,12 @@ def test_curves_report_true_regret_and_rank_of_the_recommendation():
     pool = pool_from_frame(synthetic_table(40, two_fidelities=False))
     res = replay(pool, ["random"], seeds=[0], budget=40, n_init=4)
     c = res.curves
-    truth = pool.objective[:, -1]
+    truth = pool.values[:, -1]
     assert c["reveal"].tolist() == list(range(1, 41))
     assert np.allclose(c["objective"], truth[c["recommended"]])
     assert np.allclose(c["regret"], truth[c["recommended"]] - truth.min())
     # revealing the whole pool ends at the best mixture; regret never increases (revealed-best rule)
     assert c["rank"].iloc[-1] == 1 and c["regret"].iloc[-1] == 0
+    assert (c["rule"] == "revealed").all()
     assert np.all(np.diff(c["regret"]) <= 1e-12)
     assert res.summary.loc[0, "cost_to_rank1"] == c.loc[c["rank"] == 1, "cum_cost"].iloc[0]

@@ -31,10 +31,14 @@ def test_two_fidelity_bo_search_runs_both_fidelities_and_proposes_at_the_target(
     assert flops[0] < flops[1]
 
     p = res.proposal
-    assert p["fidelity"] == {"preset": "dense-tiny", "tokens": 16_384}
-    assert sum(p["weights"].values()) == pytest.approx(1.0, abs=1e-6)
-    assert math.isfinite(p["predicted"])
-    assert p["best_run"]["fidelity"] == 1  # the best observed run is taken at the target fidelity
+    assert p.context["fidelity"] == {"preset": "dense-tiny", "tokens": 16_384}
+    assert sum(p.weights.values()) == pytest.approx(1.0, abs=1e-6)
+    assert math.isfinite(p.predicted) and p.rule == "predicted" and p.surrogate == "gp"
+    # the best observed run is taken at the target fidelity
+    best = p.baselines["best_run"]
+    target_runs = {r.run_id: r for r in runs if r.fidelity == 1}
+    assert best["at_target"] and best["run_id"] in target_runs
+    assert best["observed"] == pytest.approx(min(r.objective for r in target_runs.values()))
 
     client = MlflowClient(cfg.tracking_uri())
     exp = client.get_experiment_by_name(cfg.experiment_name())

@@ -6,6 +6,7 @@ import io
 import time
 
 from mixopt.config import JobConfig
+from mixopt.proposal import Proposal
 from mixopt.search.progress import ProgressDisplay, Snapshot
 from mixopt.search.report import format_proposal, format_status
 from mixopt.search.state import JobState, Launch, RunEntry
@@ -40,17 +41,27 @@ def test_status_counts_runs_best_and_budget(tmp_path):
 
 def test_proposal_table_compares_with_prior_uniform_and_best():
     w = {"a": 0.7, "b": 0.3}
-    p = {"weights": w, "predicted": 3.5, "std": 0.1, "surrogate": "auto", "n_fit": 5, "objective": "mean",
-         "fidelity": {"preset": "dense-tiny", "tokens": 1000}, "observed": None,
-         "prior": {"weights": {"a": 0.4, "b": 0.6}, "predicted": 3.8, "observed": None},
-         "uniform": {"weights": {"a": 0.5, "b": 0.5}, "predicted": 3.7, "observed": 3.72},
-         "best_run": {"run_id": "r0003", "weights": {"a": 0.6, "b": 0.4}, "objective": 3.6}}
+    p = Proposal(weights=w, predicted=3.5, std=0.1, surrogate="gp", strategy="bo", n_fit=5, objective="mean",
+                 context={"fidelity": {"preset": "dense-tiny", "tokens": 1000}},
+                 baselines={"prior": {"weights": {"a": 0.4, "b": 0.6}, "predicted": 3.8, "observed": None},
+                            "uniform": {"weights": {"a": 0.5, "b": 0.5}, "predicted": 3.7, "observed": 3.72},
+                            "best_run": {"run_id": "r0003", "weights": {"a": 0.6, "b": 0.4}, "predicted": None,
+                                         "observed": 3.6}})
     text = format_proposal(p)
+    assert text.splitlines()[0].startswith("proposal of strategy bo: best predicted by gp (5 rows fitted)")
     assert "predicted objective 3.5000 ± 0.1000" in text
     lines = {ln.split()[0]: ln.split()[1:] for ln in text.splitlines()[2:]}
     assert lines["a"] == ["0.7000", "0.4000", "0.5000", "0.6000"]
     assert lines["predicted"] == ["3.5000", "3.8000", "3.7000", "-"]
     assert lines["observed"] == ["-", "-", "3.7200", "3.6000"]
+
+
+def test_a_revealed_proposal_says_which_run_it_is_and_that_there_is_no_model():
+    p = Proposal(weights={"a": 0.6, "b": 0.4}, rule="revealed", strategy="random", run_id="r0002", observed=3.6,
+                 method="revealed", reason="best of 3 feasible runs, at the target fidelity")
+    text = format_proposal(p)
+    assert "best run observed (r0002)" in text and "predicted objective - (no model)" in text
+    assert "observed 3.6000" in text and "note: best of 3 feasible runs" in text
 
 
 def test_plain_progress_lines_when_not_a_tty():

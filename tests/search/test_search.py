@@ -17,7 +17,9 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from mixopt.cli import main
-from mixopt.search import read_runs, run_search
+from mixopt.data import load_prepared
+from mixopt.replay import Pool, replay
+from mixopt.search import SearchSpace, read_runs, run_search
 from mixopt.search.loop import _run_seed
 
 pytestmark = pytest.mark.integration
@@ -47,14 +49,15 @@ def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tm
     r0 = runs[0]
     assert r0.objective == pytest.approx(np.mean([r0.final_loss[d] for d in domains]))
 
-    p = res.proposal
-    assert set(p["weights"]) == set(domains)
-    assert sum(p["weights"].values()) == pytest.approx(1.0, abs=1e-6)
-    assert min(p["weights"].values()) >= -1e-9
-    assert math.isfinite(p["predicted"])
-    assert math.isfinite(p["prior"]["predicted"]) and math.isfinite(p["uniform"]["predicted"])
-    assert p["best_run"]["objective"] == pytest.approx(min(r.objective for r in runs))
-    assert json.loads((cfg.job_dir / "proposal.json").read_text())["weights"] == p["weights"]
+    p = res.proposal  # bo's recommendation: the best GP posterior mean over the feasible set
+    assert p.strategy == "bo" and p.rule == "predicted" and p.surrogate == "gp"
+    assert set(p.weights) == set(domains)
+    assert sum(p.weights.values()) == pytest.approx(1.0, abs=1e-6)
+    assert min(p.weights.values()) >= -1e-9
+    assert math.isfinite(p.predicted) and p.std is not None and p.std >= 0
+    assert math.isfinite(p.baselines["prior"]["predicted"]) and math.isfinite(p.baselines["uniform"]["predicted"])
+    assert p.baselines["best_run"]["observed"] == pytest.approx(min(r.objective for r in runs))
+    assert json.loads((cfg.job_dir / "proposal.json").read_text())["weights"] == p.weights
     assert {x.name for x in res.plots} == {"cv_predicted_vs_actual.png", "proposal_vs_prior.png",
                                            "best_vs_budget.png", "loss_vs_fidelity.png"}
     assert all(x.stat().st_size > 1000 for x in res.plots)
@@ -112,7 +115,7 @@ def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tm
 
 def _flaky_train(config, data, weights, *, tokens, seed, settings, threads, marker):
     """r0000 diverges (huge lr -> status failed); r0001's worker dies on its first attempt."""
-    from proxies import train_proxy
+    from mixopt.proxies import train_proxy
 
     marker = Path(marker)
     if seed == _run_seed(0, 0):
@@ -142,8 +145,18 @@ def test_failing_proxy_is_retried_then_marked_failed(ray_cluster, tiny_job, tmp_
     assert "Crashed" in crashed.attempts[0] or "Died" in crashed.attempts[0] or "Worker" in crashed.attempts[0]
     assert marker.exists()
     assert all(runs[r].ok for r in ("r0002", "r0003"))
-    # the failed run is excluded from the fit, the search still proposes
-    assert res.proposal is not None and res.proposal["n_fit"] == 3 and res.proposal["n_failed"] == 1
+    # the failed run is not a candidate, the search still proposes: random search's best run
+    p = res.proposal
+    assert p is not None and p.rule == "revealed" and p.context["n_failed"] == 1
+    assert p.run_id in {"r0001", "r0002", "r0003"}
+    assert p.observed == pytest.approx(min(runs[r].objective for r in ("r0001", "r0002", "r0003")))
+    assert p.weights == pytest.approx(runs[p.run_id].weights)
+    # replaying the job's own runs recommends exactly the search's proposal (one decision path)
+    space = SearchSpace.from_data(cfg, load_prepared(cfg.data_dir))
+    pool = Pool.from_run_table(space.table(list(runs.values()), include_confirm=False), objective=space.objective)
+    rep = replay(pool, ["random"], seeds=[cfg.seed], budget=float(pool.cost.sum()), n_init=len(pool.X))
+    assert rep.curves["reveal"].iloc[-1] == 3
+    np.testing.assert_allclose(pool.X[rep.curves["recommended"].iloc[-1]], p.vector(space.domains))
     kids = {k.data.tags["mixopt.run_id"]: k for k in _children(cfg, res.parent_run_id)}
     assert kids["r0000"].info.status == "FAILED"
 
@@ -165,8 +178,9 @@ def test_tracking_down_loses_no_results_and_report_backfills(ray_cluster, tiny_j
     assert sorted(res.unlogged) == ids and res.tracking_error
     assert res.proposal is not None and res.spent["runs"] == 2
     confirm = {r.run_id: r for r in res.runs}["c0002"]
-    assert confirm.source == "confirm" and confirm.weights == res.proposal["weights"]
-    assert res.proposal["observed"] == confirm.objective and math.isfinite(confirm.objective)
+    assert confirm.source == "confirm" and confirm.weights == res.proposal.weights
+    assert res.proposal.observed == confirm.objective and math.isfinite(confirm.objective)
+    assert res.proposal.context["confirm_run_id"] == "c0002"
     up = down.model_copy(deep=True)
     up.tracking.uri = None  # the local store is reachable
     assert main(["report", str(write_job(up, tmp_path / "up.yaml"))]) == 0

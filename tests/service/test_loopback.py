@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from loopback_servers import start_mlflow_server, start_ray_head
 
 from mixopt.cli import main
-from mixopt.cluster import start_mlflow_server, start_ray_head
 from mixopt.service import ServiceError, cluster_status, print_cluster_status, stream_logs, wait_for_job
 
 pytestmark = pytest.mark.integration

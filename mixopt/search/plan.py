@@ -3,7 +3,7 @@
 Per domain it reports documents and tokens: exact from the manifest when the domain is prepared and up to
 date, else an estimate from the source's bytes (tokens per byte measured on a few documents when a
 tokenizer is available, else an assumed 4 bytes per token). Then the search: proxy runs, initial design,
-fidelities and their cost (FLOPs from ``proxies.ProxyConfig`` when that package is importable).
+fidelities and their cost (parameters and FLOPs from ``mixopt.proxies.ProxyConfig``).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from mixopt.config import JobConfig
 from mixopt.data.shards import read_manifest
 from mixopt.data.sources import iter_documents, source_fingerprint, source_stats
 from mixopt.data.tokenizer import load_tokenizer
+from mixopt.proxies import ProxyConfig
 
 __all__ = ["format_plan", "plan_job"]
 
@@ -61,16 +62,9 @@ def plan_job(cfg: JobConfig) -> dict[str, Any]:
     vocab = tok.get_vocab_size() if tok is not None else cfg.tokenizer.vocab_size
     fidelities = []
     for f in cfg.proxy.fidelity_list():
-        row: dict[str, Any] = {"preset": f.preset, "tokens": f.tokens, "params": None, "flops_per_run": None}
-        try:
-            from proxies import ProxyConfig
-
-            pc = ProxyConfig.preset(f.preset).with_vocab(vocab)
-            row["params"] = pc.param_counts()["total"]
-            row["flops_per_run"] = pc.flops_per_token(cfg.proxy.seq_len) * f.tokens
-        except ImportError:
-            pass
-        fidelities.append(row)
+        pc = ProxyConfig.preset(f.preset).with_vocab(vocab)
+        fidelities.append({"preset": f.preset, "tokens": f.tokens, "params": pc.param_counts()["total"],
+                           "flops_per_run": pc.flops_per_token(cfg.proxy.seq_len) * f.tokens})
     runs = cfg.budget.runs
     flops = [f["flops_per_run"] for f in fidelities]
     cost = None

@@ -1,4 +1,4 @@
-"""A loopback service topology without Docker: a Ray head (dashboard + Jobs API) and an MLflow server.
+"""Test harness (not part of the library): a loopback service topology without Docker: a Ray head (dashboard + Jobs API) and an MLflow server.
 
 Each server runs as a subprocess in its own process group (``start_new_session=True``) and is stopped by
 that group id — SIGTERM, then SIGKILL after a grace period — never by process name, so other Ray or
