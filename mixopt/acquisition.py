@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from mixopt.errors import MixoptError
+from mixopt.events import fallback
 from mixopt.surrogates.base import validate_weights_matrix
 from mixopt.surrogates.gp import torch_threads
 
@@ -60,9 +61,9 @@ def select_batch(gp, candidates, *, q: int, level_fidelity=None, level_costs=Non
     with torch_threads(n_threads):
         torch.manual_seed(seed)
         if n_levels > 1 and gp.fidelity_dims_ is not None:
-            if LF.shape[1] != len(gp.fidelity_dims_):
+            if LF.shape[1] != len(gp.f_hi_):
                 raise MixoptError(f"select_batch: level_fidelity has {LF.shape[1]} columns, the GP "
-                                  f"{len(gp.fidelity_dims_)} fidelity columns")
+                                  f"{len(gp.f_hi_)} fidelity columns")
             cost = (np.prod(LF / LF[-1], axis=1) if level_costs is None
                     else np.asarray(level_costs, float).ravel())
             if cost.shape != (n_levels,) or not (cost > 0).all():
@@ -72,12 +73,14 @@ def select_batch(gp, candidates, *, q: int, level_fidelity=None, level_costs=Non
             try:
                 picks = _mf_mes(gp, model, C[mes_idx], mes_idx, LF, cost, q, seed, t0 + time_budget)
             except (RuntimeError, ValueError, ArithmeticError) as e:  # numerical trouble in MES
-                log.warning("multi-fidelity acquisition failed (%s: %s); using qLogNEI at the target fidelity",
-                            type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
+                fallback("acquisition.mes_failed", f"multi-fidelity acquisition failed ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else ''}); using qLogNEI at the target fidelity",
+                         log)
                 picks = []
             if len(picks) < q:
                 if picks:
-                    log.info("multi-fidelity acquisition hit its time budget after %d picks", len(picks))
+                    fallback("acquisition.time_budget", f"multi-fidelity acquisition hit its time budget after "
+                             f"{len(picks)} of {q} picks; the rest by qLogNEI at the target fidelity", log)
                 rest = np.setdiff1d(cand_idx, [c for c, _ in picks])
                 picks += [(int(rest[i]), target) for i in _log_nei(model, base, gp.encode(C[rest]), q - len(picks))]
             return picks
@@ -86,10 +89,10 @@ def select_batch(gp, candidates, *, q: int, level_fidelity=None, level_costs=Non
 
 
 def _at_target(gp, Z: np.ndarray) -> np.ndarray:
-    """Encoded inputs moved to the target fidelity (fidelity dims = 1)."""
+    """Encoded inputs moved to the target fidelity (the fidelity dims set to the target's code)."""
     Z = np.array(Z, dtype=np.float64, copy=True)
     if gp.fidelity_dims_:
-        Z[:, gp.fidelity_dims_] = 1.0
+        Z[:, gp.fidelity_dims_] = gp.target_code_
     return Z
 
 
@@ -148,7 +151,7 @@ def _mf_mes(gp, model, Cw, cand_idx, LF, cost, q, seed, deadline) -> list[tuple[
     d = Zt.shape[-1]
 
     def project(X):
-        return project_to_target_fidelity(X=X, target_fidelities={j: 1.0 for j in dims}, d=d)
+        return project_to_target_fidelity(X=X, target_fidelities={j: gp.target_code_ for j in dims}, d=d)
 
     torch.manual_seed(seed)
     acq = qMultiFidelityMaxValueEntropy(model, candidate_set=Zt, cost_aware_utility=utility, project=project,

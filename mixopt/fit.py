@@ -94,6 +94,7 @@ def fit_table(table: RunTable, *, surrogate: str = "auto", objective="mean", par
         p = np.asarray(prior, dtype=np.float64) if prior is not None else table.weights[table.ok].mean(axis=0)
         feasible = (constraints or Constraints()).resolve(table.domains, prior=p)
         prop = strategy.recommend(table, feasible)
+        prop.trust = strategy.trust(table, prop)
         if prop.cv_table is None:
             prop.cv_table = cv_rows or None
         y = table.objective(obj)

@@ -48,8 +48,9 @@ class Proposal:
     ``finite``, ``revealed``). active_constraints: the constraints that bind. n_runs / n_fit: runs in
     the table, rows the model was fitted on. run_id: the run whose weights these are (``revealed``).
     baselines: the same model's view of reference mixtures (``prior``, ``uniform``, ``best_run``: each
-    ``{weights, predicted, std, observed, ...}``). context: where the proposal was made (a search adds
-    its fidelity, key and confirmation run).
+    ``{weights, predicted, std, observed, ...}``). trust: how far to trust it (:func:`mixopt.trust.assess`:
+    ``level`` high / medium / low, ``warnings``, ``recommendation``, ``fallback``). context: where the
+    proposal was made (a search adds its fidelity, key and confirmation run).
     """
 
     weights: dict[str, float]
@@ -70,6 +71,7 @@ class Proposal:
     n_fit: int = 0
     run_id: str | None = None
     baselines: dict[str, dict] = field(default_factory=dict)
+    trust: dict = field(default_factory=dict)
     context: dict = field(default_factory=dict)
 
     def vector(self, domains) -> np.ndarray:

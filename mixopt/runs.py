@@ -121,9 +121,11 @@ class RunTable:
         levels: ``(F, f)`` the fidelity levels a strategy may choose from, cheapest first; the last is the
             **target fidelity**, where the objective is judged. Default: the distinct fidelity rows,
             ordered by size, or ``None`` without fidelity columns (one level).
-        level_costs: ``(F,)`` the cost of one run at each level (default: the mean ``cost`` per level, or
-            the product of the fidelity values relative to the target's).
-        cost: ``(n,)`` what each run cost (FLOPs, seconds, ...; default its level's cost).
+        level_costs: ``(F,)`` the prior cost of one run at each level (default: the mean ``cost`` per level,
+            or the product of the fidelity values relative to the target's);
+            :meth:`estimated_level_costs` updates it from the observed costs.
+        cost: ``(n,)`` what each run cost (FLOPs, seconds, ...; NaN where unknown; default its level's
+            prior cost).
         status: ``"ok"`` or ``"failed"`` per row (default all ok).
         curves: per row ``(x (p,), Y (p, m))``: the targets at ``p`` evaluation points during the run, ``x``
             in the units of the fidelity column named by ``quantity`` (tokens seen), or ``None``.
@@ -260,6 +262,24 @@ class RunTable:
             idx = match_rows(candidates, self.weights[at])
             mask[idx[idx >= 0]] = True
         return mask
+
+    def estimated_level_costs(self) -> np.ndarray:
+        """``(F,)`` what a run at each level costs, as observed so far: the mean ``cost`` of the successful
+        runs at a level; a level with no run yet gets its prior ``level_costs`` scaled by the median ratio
+        of observed to prior cost over the levels that have runs (so observed costs may be in another unit,
+        e.g. seconds against prior FLOPs)."""
+        prior = np.asarray(self.level_costs, dtype=np.float64)
+        obs = np.full(self.n_levels, np.nan)
+        for j in range(self.n_levels):
+            c = self.cost[self.at_level(j)]
+            c = c[np.isfinite(c) & (c > 0)]
+            if c.size:
+                obs[j] = float(c.mean())
+        have = np.isfinite(obs)
+        if not have.any():
+            return prior.copy()
+        ratio = float(np.median(obs[have] / prior[have]))
+        return np.where(have, obs, prior * ratio)
 
     def objective(self, objective="mean") -> np.ndarray:
         """``(n,)`` the objective of every run (NaN for failed runs); see :class:`mixopt.objective.Objective`."""
@@ -459,7 +479,7 @@ class RunTable:
         return cls(weights=np.stack([r[2] for r in rows]), targets=np.stack([r[3] for r in rows]), domains=domains,
                    target_names=targets, fidelity=np.stack([r[4] for r in rows]) if fid else None,
                    fidelity_names=fid, levels=lv, level_costs=level_costs,
-                   cost=costs if np.isfinite(costs).all() else None, status=[r[1] for r in rows],
+                   cost=costs if np.isfinite(costs).any() else None, status=[r[1] for r in rows],
                    curves=[r[6] for r in rows] if curves else None,
                    quantity=quantity if quantity in fid else None, run_ids=[r[0] for r in rows],
                    skipped=skipped, source="run records")

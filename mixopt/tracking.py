@@ -128,6 +128,14 @@ class Tracker:
         """Log the proposal (JSON artifact + metrics), the CV table and figure files on the parent."""
         self._submit(lambda: self._log_proposal(proposal, step, artifacts))
 
+    def log_tags(self, tags: dict[str, str]) -> None:
+        """Tags on the parent run (e.g. ``mixopt.fallbacks.<name>`` counts)."""
+        from mlflow.entities import RunTag
+
+        if tags:
+            self._submit(lambda: self._client.log_batch(self.parent_run_id,
+                                                        tags=[RunTag(k, str(v)) for k, v in tags.items()]))
+
     def close(self, status: str = "FINISHED", timeout: float = 60.0) -> None:
         """Finish the parent run and wait (bounded) for queued logging to drain."""
         if self._thread is None:

@@ -69,7 +69,7 @@ def test_linear_law_cv_table_and_proposal_at_the_known_optimum():
 def test_auto_picks_the_true_law_and_proposes_near_its_optimum():
     t = _table(_law, n=60)
     res = fit_table(t, surrogate="auto", params={"candidates": ["linear", "mixing_law"]}, folds=3, propose=True)
-    assert {r["surrogate"] for r in res.cv_table} == {"linear", "mixing_law"}
+    assert {r["surrogate"] for r in res.cv_table} == {"linear", "mixing_law", "stack"}
     assert [r["surrogate"] for r in res.cv_table if r["chosen"]] == ["mixing_law"]
     assert res.model.describe() == "auto->mixing_law" and res.proposal.surrogate == "auto->mixing_law"
     w = res.proposal.vector(DOMAINS)

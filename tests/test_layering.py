@@ -16,7 +16,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # source folder -> the module name it installs as
 PACKAGES = {"mixopt": "mixopt", "proxies": "mixopt.proxies", "kernels": "mixopt.kernels"}
 
-SPINE = ["mixopt.errors", "mixopt.registry", "mixopt.runs", "mixopt.objective", "mixopt.feasible", "mixopt.proposal"]
 UPPER = ["mixopt.search", "mixopt.tracking", "mixopt.commands", "mixopt.cli", "mixopt.service", "mixopt.fit"]
 # layer (module prefix) -> module prefixes it must never import
 FORBIDDEN = {
@@ -26,6 +25,7 @@ FORBIDDEN = {
     "mixopt.data": [*UPPER, "mixopt.proxies", "mixopt.kernels", "mixopt.strategies", "mixopt.replay",
                     "mixopt.surrogates", "mixopt.online", "mixopt.acquisition", "mixopt.proposal"],
     "mixopt.errors": ["mixopt."],
+    "mixopt.events": ["mixopt."],
     "mixopt.registry": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.strategies", "mixopt.surrogates",
                         "mixopt.replay", "mixopt.online", "mixopt.config"],
     "mixopt.runs": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.strategies",
@@ -42,6 +42,8 @@ FORBIDDEN = {
                            "mixopt.replay", "mixopt.online", "mixopt.config"],
     "mixopt.strategies": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.replay",
                           "mixopt.online", "mixopt.config"],
+    "mixopt.trust": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.replay",
+                     "mixopt.online", "mixopt.config"],
     "mixopt.replay": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.online"],
     "mixopt.online": [*UPPER, "mixopt.strategies", "mixopt.replay", "mixopt.surrogates", "mixopt.acquisition",
                       "mixopt.proposal", "mixopt.feasible", "mixopt.runs"],

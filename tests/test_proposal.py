@@ -112,7 +112,7 @@ def test_proposal_json_round_trip_and_objective_weights():
     p = propose(model, FeasibleSet.simplex(DOMAINS), seed=0, n_candidates=1000)
     d = json.loads(json.dumps(p.to_dict()))
     assert d["surrogate"] == f"auto->{model.surrogate.chosen_}" and "CV" in d["reason"]
-    assert [r["surrogate"] for r in d["cv_table"]] == ["linear", "mixing_law"]
+    assert [r["surrogate"] for r in d["cv_table"]] == ["linear", "mixing_law", "stack"]
     assert set(d["predicted_targets"]) == {"loss_a", "loss_b"}
     pt = d["predicted_targets"]
     assert d["predicted"] == pytest.approx(0.75 * pt["loss_a"] + 0.25 * pt["loss_b"])

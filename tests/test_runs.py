@@ -348,7 +348,7 @@ def test_cli_fit_on_the_shared_tables(regmix_dir, tmp_path, capsys):
     w = np.array(list(prop["weights"].values()))
     assert abs(w.sum() - 1) < 1e-9 and w.max() <= 0.5 + 1e-12
     cv = json.loads((tmp_path / "out" / "cv.json").read_text())
-    assert {r["surrogate"] for r in cv} == {"linear", "mixing_law"} and sum(r["chosen"] for r in cv) == 1
+    assert {r["surrogate"] for r in cv} == {"linear", "mixing_law", "stack"} and sum(r["chosen"] for r in cv) == 1
 
 
 def test_cli_reports_table_errors(tmp_path, capsys):
@@ -364,3 +364,17 @@ def test_cli_single_surrogate_with_cv(tmp_path, capsys):
     assert rc == 0 and "linear" in out
     prop = json.loads((tmp_path / "o" / "proposal.json").read_text())
     assert prop["weights"]["alpha"] > 0.99  # eval.alpha = 3 - w_alpha: all alpha is optimal
+
+
+def test_level_costs_are_estimated_from_observed_costs_in_their_own_unit():
+    # prior costs in FLOPs (1, 4, 16); observed costs in seconds, only at the two cheaper levels
+    t = RunTable.from_arrays(np.full((4, 2), 0.5), [[1.0], [1.1], [1.2], [1.3]], fidelity=[1, 1, 4, 4],
+                             cost=[3.0, 5.0, 10.0, 14.0], domains=["a", "b"], target_names=["l"])
+    t = RunTable(weights=t.weights, targets=t.targets, domains=t.domains, target_names=t.target_names,
+                 fidelity=t.fidelity, fidelity_names=t.fidelity_names, levels=[[1.0], [4.0], [16.0]],
+                 level_costs=[1.0, 4.0, 16.0], cost=t.cost)
+    est = t.estimated_level_costs()
+    # observed means where runs exist; the unseen level scaled by the median observed/prior ratio (4, 3)
+    assert est.tolist() == pytest.approx([4.0, 12.0, 16.0 * 3.5])
+    assert RunTable.empty(["a", "b"], ["l"], fidelity_names=["f"], levels=[[1.0], [4.0]],
+                          level_costs=[1.0, 4.0]).estimated_level_costs().tolist() == [1.0, 4.0]

@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sum-tol", type=float, default=0.05, help="rows whose weights sum further from 1 are skipped")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="write cv.json, proposal.json and fit.json here")
+    p.add_argument("--quiet", action="store_true", help="no progress lines while auto cross-validates")
     p.set_defaults(handler=run_fit)
 
 
@@ -67,15 +68,27 @@ def _kv(text: str | None, what: str):
 
 def _print_cv(rows: list[dict], file=None) -> None:
     file = file or sys.stdout
-    print(f"{'surrogate':<12} {'spearman':>9} {'mae':>9} {'tgt_sp':>8} {'tgt_mae':>8} {'secs':>7}  note", file=file)
+
+    def num(r, key, fmt):
+        return format(r[key], fmt) if isinstance(r.get(key), (int, float)) else "-".rjust(int(fmt.split(".")[0]))
+
+    print(f"{'surrogate':<20} {'spearman':>9} {'mae':>9} {'tgt_sp':>8} {'cov68':>6} {'cov95':>6} {'weight':>7} "
+          f"{'secs':>6}  note", file=file)
     for r in rows:
         if "skipped" in r:
-            print(f"{r['surrogate']:<12} {'-':>9} {'-':>9} {'-':>8} {'-':>8} {'-':>7}  skipped: {r['skipped']}",
-                  file=file)
+            print(f"{r['surrogate']:<20} {'skipped: ' + r['skipped']}", file=file)
             continue
         note = "chosen" if r.get("chosen") else ""
-        print(f"{r['surrogate']:<12} {r['spearman']:>9.4f} {r['mae']:>9.4f} {r['mean_target_spearman']:>8.4f} "
-              f"{r['mean_target_mae']:>8.4f} {r['seconds']:>7.1f}  {note}", file=file)
+        if r["surrogate"] == "stack" and r.get("weights"):
+            note = (note + " " if note else "") + "blend " + ", ".join(f"{k} {v}" for k, v in r["weights"].items())
+        print(f"{r['surrogate']:<20} {num(r, 'spearman', '9.4f')} {num(r, 'mae', '9.4f')} "
+              f"{num(r, 'mean_target_spearman', '8.4f')} {num(r, 'coverage68', '6.2f')} {num(r, 'coverage95', '6.2f')} "
+              f"{num(r, 'weight', '7.3f')} {num(r, 'seconds', '6.1f')}  {note}", file=file)
+
+
+def _progress(done: int, total: int, label: str) -> None:
+    """One line per cross-validation fit on stderr (auto can take a while on large tables)."""
+    print(f"  cv {done}/{total}: {label}", file=sys.stderr, flush=True)
 
 
 def run_fit(args: argparse.Namespace) -> int:
@@ -107,6 +120,8 @@ def run_fit(args: argparse.Namespace) -> int:
         prior = [prior.get(d, 0.0) for d in table.domains]
     cons = Constraints(min_weight=_kv(args.min_weight, "--min-weight") or 0.0,
                        max_weight=_kv(args.max_weight, "--max-weight") or 1.0, kl_to_prior=args.kl_to_prior)
+    if args.surrogate == "auto" and not args.quiet:
+        params.setdefault("progress", _progress)
     res = fit_table(table, surrogate=args.surrogate, objective=args.objective, params=params, folds=args.folds,
                     seed=args.seed, propose=args.propose, constraints=cons, prior=prior, method=args.method)
     if res.cv_table:
@@ -119,6 +134,11 @@ def run_fit(args: argparse.Namespace) -> int:
         print(f"\nproposal ({p.surrogate or p.rule}, {p.method}): {pred}")
         if p.reason:
             print(f"  note: {p.reason}")
+        if p.trust:
+            warn = "; ".join(p.trust.get("warnings", []))
+            print(f"  trust: {p.trust['level']}" + (f" -- {warn}" if warn else ""))
+            if p.trust["level"] != "high":
+                print(f"  advice: {p.trust['recommendation']}")
         for d, w in sorted(p.weights.items(), key=lambda kv: -kv[1]):
             if w >= 5e-4:
                 print(f"  {d:<30} {w:.4f}")

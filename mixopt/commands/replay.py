@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=1, help="picks per strategy.ask (default 1)")
     p.add_argument("--set", action="append", default=[], metavar="STRATEGY.KEY=VALUE",
                    help="strategy parameter, e.g. bo.recommend=predicted or mixing_law.refit_every=4")
+    p.add_argument("--no-verify", action="store_true",
+                   help="do not reveal a low-trust recommendation before asking (the search's verify_proposals)")
     p.add_argument("--out", type=Path, default=Path("replay-out"), help="output folder (default replay-out)")
     p.add_argument("--tracking-uri", help="MLflow URI (default: sqlite:///<out>/mlflow.db)")
     p.add_argument("--experiment", default="mixopt-replay", help="MLflow experiment (default mixopt-replay)")
@@ -88,7 +90,7 @@ def run_replay(args: argparse.Namespace) -> int:
           f"(costs {', '.join(f'{c:.3g}' for c in pool.fidelity_costs)}), {len(pool.target_names)} targets; "
           f"{len(pool.skipped)} skipped")
     result = replay(pool, names, seeds=args.seeds, budget=args.budget, n_init=args.n_init,
-                    batch_size=args.batch_size, strategy_params=params,
+                    batch_size=args.batch_size, strategy_params=params, verify=not args.no_verify,
                     progress=lambda s, k: log.info("replaying %s seed %d", s, k))
     paths = write_outputs(result, args.out, title=", ".join(p.name for p in args.runs))
     if not args.no_mlflow:
@@ -100,8 +102,10 @@ def run_replay(args: argparse.Namespace) -> int:
         )
         print(f"mlflow: {uri} (run {pid})")
     with_cols = ["strategy", "seeds", "cost_to_rank1", "reached_rank1", "cost_to_top3", "reached_top3",
-                 "regret@0.25", "regret@0.5", "regret@1"]
+                 "cost_ratio_top3", "regret@0.25", "regret@0.5", "regret@1"]
     print(result.summary[with_cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(f"random search expects {result.summary.attrs['random_expected_reveals_to_top3']:.1f} target runs "
-          f"to reach the top 3; outputs in {args.out}/")
+    a = result.summary.attrs
+    print(f"random search expects {a['random_expected_reveals_to_top3']:.1f} target runs (cost "
+          f"{a['random_expected_cost_to_top3']:.4g}) to reach the top 3 (cost_ratio_top3 = cost_to_top3 / that); "
+          f"outputs in {args.out}/")
     return 0

@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mixopt.errors import MixoptError
+from mixopt.events import fallback, since, snapshot
 from mixopt.proposal import Proposal
 from mixopt.search.budget import Budget, Spend
 from mixopt.search.progress import ProgressDisplay, Snapshot
@@ -151,8 +152,37 @@ class _Search:
         """Every run of the job so far as a run table (what the strategy sees)."""
         return self.space.table(self.state.runs)
 
+    def verification(self) -> Launch | None:
+        """A run of the current proposal when it is low-trust and was never run (``search.verify_proposals``).
+
+        The proposal is the strategy's ``recommend`` on the runs so far; :func:`mixopt.trust.assess` judges
+        it. Each distinct proposal is run at most once."""
+        from mixopt.trust import needs_run
+
+        table = self.table()
+        if not self.cfg.search.verify_proposals or not table.at_level(-1).any():
+            return None
+        p = self.strategy.recommend(table, self.space.feasible)
+        if p.rule != "predicted" or p.observed is not None:
+            return None
+        key = [round(float(p.weights[d]), 6) for d in self.domains]
+        done = self.state.meta.setdefault("verified", [])
+        if key in done:
+            return None
+        p.trust = self.strategy.trust(table, p)
+        if not needs_run(p):
+            return None
+        done.append(key)  # saved with the launch by add_pending
+        self.display.message("the proposal is low-trust (" + "; ".join(p.trust["warnings"])[:160]
+                             + "): running it next at the target fidelity")
+        return self.make_launch(dict(p.weights), len(self.fidelities) - 1, "verify")
+
     def ask(self, n: int) -> list[Launch]:
         round_index = int(self.state.meta.get("asks", 0))
+        check = self.verification()
+        if check is not None:
+            self.state.meta["asks"] = round_index + 1
+            return [check]
         cands = self.candidates(round_index)
         try:
             picks = self.strategy.ask(self.table(), cands, n)
@@ -160,8 +190,9 @@ class _Search:
             # e.g. a surrogate that cannot be fitted on so few runs yet: this round picks at random
             from mixopt.strategies import make_strategy
 
-            log.warning("strategy %s could not pick (%s); picking at random this round", self.cfg.search.strategy,
-                        str(e).splitlines()[0][:200] if str(e) else type(e).__name__)
+            fallback("search.ask_failed", f"strategy {self.cfg.search.strategy} could not pick "
+                     f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__}); picking at random this round",
+                     log)
             picks = make_strategy("random", seed=_run_seed(self.cfg.seed, 20_000 + round_index)).ask(
                 self.table(), cands, n)
         self.state.meta["asks"] = round_index + 1  # saved with the launches by add_pending
@@ -316,6 +347,7 @@ def run_search(cfg, *, address: str | None = None, progress: bool = True,
     """
     from mixopt.tracking import Tracker, tracking_uri
 
+    events0 = snapshot()
     s = _Search(cfg, progress=progress, train_fn=train_fn)
     s.state.set(sessions=int(s.state.meta.get("sessions", 0)) + 1, heartbeat=time.time())
     s.tracker = tracker = Tracker(cfg, s.state)
@@ -342,7 +374,10 @@ def run_search(cfg, *, address: str | None = None, progress: bool = True,
         raise
     finally:
         s.display.close()
-        s.state.set(elapsed_s=s.elapsed(), heartbeat=None)
+        # every fallback taken in this session, counted (and already logged as a warning when it happened)
+        counts = Counter(s.state.meta.get("fallbacks", {})) + Counter(since(events0))
+        s.state.set(elapsed_s=s.elapsed(), heartbeat=None, fallbacks=dict(counts))
+        tracker.log_tags({f"mixopt.fallbacks.{k}": v for k, v in counts.items()})
         tracker.close(status)
     spent = _spent(s.state.runs)
     return SearchResult(

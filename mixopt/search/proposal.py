@@ -53,6 +53,7 @@ def build_proposal(cfg, state: JobState, space: SearchSpace, *, plots: bool = Tr
         return None, []
     strategy = strategy or make_job_strategy(cfg, space.objective)
     p = strategy.recommend(table, space.feasible)
+    p.trust = strategy.trust(table, p)
     y = table.objective(space.objective)
     uniform = np.full(len(space.domains), 1.0 / len(space.domains))
     target = table.at_level(-1)
@@ -71,7 +72,7 @@ def build_proposal(cfg, state: JobState, space: SearchSpace, *, plots: bool = Tr
     fid = cfg.proxy.fidelity_list()[-1]
     p.baselines["best_run"] |= {"run_id": table.run_ids[best], "observed": float(y[best]),
                                 "at_target": bool(target[best])}
-    p.context = {"key": key, "fidelity": {"preset": fid.preset, "tokens": fid.tokens},
+    p.context |= {"key": key, "fidelity": {"preset": fid.preset, "tokens": fid.tokens},
                  "search_strategy": cfg.search.strategy, "n_failed": int((~table.ok).sum())}
     state.job_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(p.to_dict(), indent=1))

@@ -81,6 +81,10 @@ def format_proposal(p) -> str:
     out.append(line)
     if p.reason:
         out.append(f"  note: {p.reason}")
+    if p.trust:
+        out.append(f"  trust: {p.trust['level']}" + (f" -- {'; '.join(p.trust['warnings'])}" if p.trust.get("warnings") else ""))
+        if p.trust["level"] != "high":
+            out.append(f"  advice: {p.trust.get('recommendation', '')}")
     base = p.baselines
     cols = [("proposal", {"weights": p.weights, "predicted": p.predicted, "observed": p.observed})]
     cols += [(name if name != "best_run" else f"best {b.get('run_id', '')}", b) for name, b in base.items()]

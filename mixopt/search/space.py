@@ -4,7 +4,8 @@ the feasible set, the fidelity levels with their costs, the objective and the st
 Every decision of the job goes through these objects: the initial design and every round's candidates
 are sampled from :attr:`SearchSpace.feasible`, the job's runs become one :class:`~mixopt.runs.RunTable`
 (:meth:`SearchSpace.table`: per-domain final losses, each run's eval curve, fidelity columns ``tokens`` and
-``n_params``, FLOPs as cost), and the proposal is ``strategy.recommend(table, feasible)``.
+``n_params``, each run's wall seconds as its cost, the levels' FLOPs as their prior cost), and the
+proposal is ``strategy.recommend(table, feasible)``.
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ class SearchSpace:
         for r in runs:
             rec = r.record or {}
             recs.append({"run_id": r.run_id, "weights": r.weights, "status": r.status, "level": r.fidelity,
-                         "final_loss": r.final_loss, "flops": r.flops, "tokens_seen": rec.get("tokens_seen"),
-                         "val_loss": rec.get("val_loss")})
+                         "final_loss": r.final_loss, "seconds": r.wall_time if r.wall_time > 0 else None,
+                         "tokens_seen": rec.get("tokens_seen"), "val_loss": rec.get("val_loss")})
         return RunTable.from_records(recs, domains=self.domains, targets=self.domains, fidelity=FIDELITY_COLUMNS,
                                      levels=self.levels, level_costs=self.level_costs, quantity="tokens",
-                                     keep_failed=True)
+                                     cost="seconds", keep_failed=True)

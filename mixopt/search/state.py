@@ -75,7 +75,8 @@ class Launch:
     """One proxy run to train: a mixture at a fidelity with a seed.
 
     ``fidelity`` indexes ``cfg.proxy.fidelity_list()`` (0 = cheapest, last = target); ``source`` is
-    ``"init"`` (initial design), ``"ask"`` (chosen by the strategy) or ``"confirm"`` (the proposal).
+    ``"init"`` (initial design), ``"ask"`` (chosen by the strategy), ``"verify"`` (a low-trust proposal run
+    while budget was left) or ``"confirm"`` (the final proposal, outside the budget).
     """
 
     run_id: str

@@ -23,6 +23,7 @@ import logging
 import numpy as np
 
 from mixopt.errors import MixoptError
+from mixopt.events import fallback
 from mixopt.feasible import FeasibleSet, kl_divergence
 from mixopt.objective import Objective
 from mixopt.proposal import Proposal, propose
@@ -115,7 +116,7 @@ class Strategy:
                               params=self.surrogate_params)
         except _FIT_ERRORS as e:
             msg = f"{self.surrogate} could not be fitted on {n_ok} runs: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}"
-            log.warning("strategy %s: %s", self.name, msg)
+            fallback("strategy.model_fit_failed", f"strategy {self.name}: {msg}; recommending the best run", log)
             self.fit_errors.append(msg)
             model = None
         self._cache = (key, n_ok, model)
@@ -126,6 +127,20 @@ class Strategy:
         under the strategy's model (``None`` without one)."""
         m = self.model(table)
         return None if m is None else m.predict(np.atleast_2d(np.asarray(W, dtype=np.float64)))
+
+    def trust(self, table: RunTable, proposal: Proposal) -> dict:
+        """The trust report of ``proposal`` under the strategy's model (:func:`mixopt.trust.assess`). A
+        predicted proposal from a model without an uncertainty model gets the model's cross-validated
+        error as its std (``context["std_source"] = "cv"``)."""
+        from mixopt.trust import assess
+
+        report = assess(proposal, self.model(table), table, self.objective, seed=self.seed)
+        if proposal.std is None and proposal.predicted is not None and report.get("cv_std") is not None:
+            proposal.std = float(report["cv_std"])
+            proposal.context["std_source"] = "cv"
+        elif proposal.std is not None:
+            proposal.context.setdefault("std_source", "model")
+        return report
 
     # ----------------------------------------------------------------- recommending
     def recommend(self, table: RunTable, feasible: FeasibleSet) -> Proposal:

@@ -22,6 +22,11 @@ class BOStrategy(Strategy):
     Args:
         cheap_share: with several levels, the share of the initial design run at the cheapest level (the
             rest, at least one run, is run at the target level on the same mixtures).
+        fidelity_model: the GP's model of how fidelities relate: ``"multitask"`` (default: a learned
+            correlation between each level and the target; on every development pool it reached a top-3
+            target mixture for less than the downsampling kernel, see ``experiments/LOG.md``) or
+            ``"downsampling"`` (see :class:`~mixopt.surrogates.gp.GPSurrogate`). The acquisition's cost of
+            a run at each level is fitted from the observed run costs (``RunTable.estimated_level_costs``).
         select_params: extra keyword arguments for :func:`mixopt.acquisition.select_batch`.
         Others: see :class:`~mixopt.strategies.base.Strategy` (``recommend="predicted"`` by default).
 
@@ -35,10 +40,13 @@ class BOStrategy(Strategy):
     default_surrogate = "gp"
     default_recommend = "predicted"
 
-    def __init__(self, seed: int = 0, *, cheap_share: float = 0.75, select_params: dict | None = None,
-                 **params) -> None:
+    def __init__(self, seed: int = 0, *, cheap_share: float = 0.75, fidelity_model: str = "multitask",
+                 select_params: dict | None = None, **params) -> None:
         params.setdefault("per_target", False)
         super().__init__(seed=seed, **params)
+        self.fidelity_model = fidelity_model
+        if self.surrogate == "gp":
+            self.surrogate_params.setdefault("fidelity_model", fidelity_model)
         self.cheap_share = float(cheap_share)
         self.select_params = dict(select_params or {})
         self._round = 0
@@ -71,7 +79,8 @@ class BOStrategy(Strategy):
             level_fidelity = table.levels[:, cols]
         mf = F > 1 and level_fidelity is not None
         raw = select_batch(model.surrogate, candidates[open_any], q=min(n, open_any.size),
-                           level_fidelity=level_fidelity if mf else None, level_costs=table.level_costs if mf else None,
+                           level_fidelity=level_fidelity if mf else None,
+                           level_costs=table.estimated_level_costs() if mf else None,
                            seed=self.seed * 7919 + self._round, **self.select_params)
         picks: list[Pick] = []
         for ci, fi in raw:

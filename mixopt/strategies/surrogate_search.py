@@ -22,7 +22,8 @@ class SurrogateSearch(Strategy):
 
     Args:
         explore: share of each batch (binomial draw) picked at random among open candidates.
-        n_min: successful runs needed at the level before the model is used (default: k + 2).
+        n_min: successful runs needed at the level before the model is used (default: k + 2, the
+            mixing law's parameter count; ``regmix`` uses 3).
         fidelity: level index to run (``-1`` = the target).
         Others: see :class:`~mixopt.strategies.base.Strategy`.
     """

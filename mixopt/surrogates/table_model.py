@@ -164,13 +164,18 @@ class TableModel:
 
     def predict(self, W) -> tuple[np.ndarray, np.ndarray | None]:
         """``(mean (n,), std (n,) | None)`` of the objective at the target fidelity."""
+        if hasattr(self.surrogate, "predict_objective"):  # a model of the objective itself (auto's stack)
+            mean, sd = self.surrogate.predict_objective(np.atleast_2d(np.asarray(W, dtype=np.float64)))
+            return np.asarray(mean, float), np.asarray(sd, float)
         mean, std = self._raw(W)
         sd = np.sqrt((std**2) @ (self._w**2)) if self.has_std else None
         return mean @ self._w, sd
 
     def predict_targets(self, W) -> np.ndarray | None:
-        """``(n, m)`` per-target predictions at the target fidelity (``None`` for an objective-only model)."""
-        return self._raw(W)[0] if self.per_target else None
+        """``(n, m)`` per-target predictions at the target fidelity (``None`` for a model of the objective)."""
+        if not self.per_target or not getattr(self.surrogate, "per_target_valid_", True):
+            return None
+        return self._raw(W)[0]
 
 
 def fit_model(name: str, table, objective="mean", *, seed: int = 0, per_target: bool | None = None,
@@ -179,7 +184,8 @@ def fit_model(name: str, table, objective="mean", *, seed: int = 0, per_target: 
 
     per_target: fit each used target and combine (default: the surrogate's ``per_target`` attribute);
     params: extra surrogate parameters. The fidelity columns, the target fidelity, the objective's
-    weights (``auto``) and the target -> domain map (``bimix``) are passed when the surrogate takes them.
+    weights (``auto``), the table's fidelity levels and the target -> domain map (``bimix``) are passed when
+    the surrogate takes them.
     Raises a one-line :class:`MixoptError` with fewer than 2 successful runs.
     """
     obj = Objective.parse(objective)
@@ -193,6 +199,10 @@ def fit_model(name: str, table, objective="mean", *, seed: int = 0, per_target: 
     kw = {"random_state": seed}
     if inputs.fidelity_columns is not None:
         kw |= {"fidelity_columns": inputs.fidelity_columns, "target_fidelity": inputs.target_fidelity}
+        cols = [table.fidelity_names.index(c) for c in inputs.fidelity_names]
+        kw["fidelity_levels"] = table.levels[:, cols]
+        if inputs.curve_rows and table.quantity in inputs.fidelity_names:
+            kw["curve_column"] = inputs.fidelity_columns[inputs.fidelity_names.index(table.quantity)]
     if per_target:
         w = obj.weights(table.target_names)
         used = obj.used_targets(table.target_names)

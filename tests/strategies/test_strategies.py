@@ -192,7 +192,7 @@ def test_continuous_feasible_set_gives_a_new_mixture_better_than_the_runs(name):
 
 @pytest.mark.parametrize(
     "name, n_runs, why",
-    [("regmix", 3, "too few runs for a lightgbm model"), ("mixing_law", 4, "too few runs for a mixing_law model"),
+    [("regmix", 2, "too few runs for a lightgbm model"), ("mixing_law", 4, "too few runs for a mixing_law model"),
      ("bo", 1, "too few runs for a gp model")],
 )
 def test_predicted_rule_with_too_few_runs_falls_back_to_the_best_run(name, n_runs, why):

@@ -1,0 +1,138 @@
+"""How far to trust a proposal: the checks a careful user would make before training on it.
+
+:func:`assess` returns the trust report attached to a :class:`~mixopt.proposal.Proposal` (``trust``):
+
+- **model quality**: the model's cross-validated error and rank correlation on the runs (``auto`` reports
+  its own; any other model is cross-validated here, folds grouped by mixture);
+- **extrapolation in loss**: is the predicted objective better than every observed run by more than the
+  model's error (CV MAE, or its predictive std when larger)?
+- **extrapolation in mixture space**: the total-variation distance from the proposal to the nearest run,
+  against the typical spacing of the runs (the median nearest-neighbour distance among them);
+- **self-consistency**: does the model predict the best observed run better than its own proposal?
+- **evidence**: fewer successful runs than domains + 2.
+
+``level`` is ``"high"`` (no warning), ``"medium"`` (a warning, e.g. a predicted improvement over the best
+run larger than the model's error) or ``"low"`` (the predicted improvement exceeds twice the model's error,
+or the model ranks held-out runs poorly). A low-trust proposal says what to do instead: confirm
+it with a run at the target fidelity, or use the best mixture observed (``fallback``). In a search with
+budget left, a low-trust proposal that was never run is run next (``needs_run``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mixopt.objective import Objective
+from mixopt.runs import RunTable
+
+__all__ = ["assess", "needs_run"]
+
+_WEAK_SPEARMAN = 0.5  # below this, the model ranks held-out runs too poorly to rely on its optimum
+_FAR = 2.0  # nearest run farther than this many times the runs' typical spacing
+_OUTSIDE = 2.0  # predicted better than every run by this many times the model's error: low trust
+
+
+def _tv(a: np.ndarray, B: np.ndarray) -> np.ndarray:
+    return 0.5 * np.abs(B - a[None, :]).sum(axis=1)
+
+
+def _model_cv(model, seed: int) -> tuple[float | None, float | None, float | None]:
+    """``(CV MAE, CV Spearman, 68% quantile of the CV errors)`` of the objective under ``model``'s
+    surrogate (``None``: too few runs)."""
+    s = model.surrogate
+    if getattr(s, "cv_mae_", None) is not None:
+        return float(s.cv_mae_), float(s.cv_spearman_), None
+    from mixopt.surrogates.auto import cross_validate
+
+    inputs = model.inputs
+    n_groups = len(np.unique(np.round(inputs.X[:, : s.n_domains_], 6), axis=0))
+    if n_groups < 6:
+        return None, None, None
+    y = inputs.Y if model.per_target else inputs.Y[:, 0]
+    try:
+        res = cross_validate(s, inputs.X, y, n_folds=min(5, n_groups), seed=seed,
+                             objective_weights=model._w if model.per_target else None,
+                             fidelity_columns=inputs.fidelity_columns)
+    except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError):
+        return None, None, None
+    oof = np.asarray(res["oof"], float).reshape(len(y), -1)
+    err = np.abs(inputs.Y @ model._w - oof @ model._w) if model.per_target else np.abs(inputs.Y[:, 0] - oof[:, 0])
+    return float(res["mae"]), float(res["spearman"]), float(np.quantile(err, 0.6827))
+
+
+def assess(proposal, model, table: RunTable, objective="mean", *, seed: int = 0) -> dict:
+    """The trust report of ``proposal`` made by ``model`` (a ``TableModel`` or ``None``) from ``table``."""
+    obj = Objective.parse(objective)
+    y = table.objective(obj)
+    at = table.at_level(-1)
+    runs = at if at.any() else table.ok
+    if not runs.any():
+        return {"level": "low", "warnings": ["no successful run yet"], "needs_run": True,
+                "recommendation": "run it, or wait for runs: nothing supports it yet"}
+    W, yv, ids = table.weights[runs], y[runs], [table.run_ids[i] for i in np.flatnonzero(runs)]
+    w = np.array([proposal.weights[d] for d in table.domains])
+    dist = _tv(w, W)
+    near = int(np.argmin(dist))
+    if len(W) >= 2:
+        nn = [float(np.min(np.delete(_tv(W[i], W), i))) for i in range(len(W))]
+        spacing = float(np.median(nn))
+    else:
+        spacing = float("nan")
+    best = int(np.argmin(yv))
+    report: dict = {
+        "nearest_run": ids[near], "nearest_distance": round(float(dist[near]), 4),
+        "typical_spacing": None if not np.isfinite(spacing) else round(spacing, 4),
+        "observed_range": [round(float(yv.min()), 5), round(float(yv.max()), 5)],
+        "fallback": {"run_id": ids[best], "observed": float(yv[best]),
+                     "weights": dict(zip(table.domains, map(float, W[best]), strict=True))},
+    }
+    warnings: list[str] = []
+    severe = False
+    k = len(table.domains)
+    if int(table.ok.sum()) < k + 2:
+        warnings.append(f"only {int(table.ok.sum())} successful runs for {k} domains")
+    cv_mae = cv_sp = None
+    if model is not None:
+        cv_mae, cv_sp, cv_q68 = _model_cv(model, seed)
+        report["cv_mae"] = None if cv_mae is None else round(cv_mae, 5)
+        report["cv_spearman"] = None if cv_sp is None else round(cv_sp, 4)
+        if cv_q68 is not None:
+            report["cv_std"] = round(cv_q68, 5)  # 68% of held-out errors are smaller: a std when the model has none
+        if cv_sp is not None and cv_sp < _WEAK_SPEARMAN:
+            warnings.append(f"the model ranks held-out runs poorly (CV Spearman {cv_sp:.2f})")
+            severe = True
+        if proposal.predicted is not None:
+            # the model's error: its CV error or predictive std; without either, the runs' own spread
+            err = max(cv_mae or 0.0, proposal.std or 0.0) or float(np.std(yv))
+            gap = float(yv.min()) - float(proposal.predicted)
+            if err > 0 and gap > err:
+                what = "its CV error or std" if (cv_mae or proposal.std) else "the spread of the runs"
+                warnings.append(f"predicted {proposal.predicted:.4f}, better than every observed run "
+                                f"({yv.min():.4f}) by {gap:.4f}, more than {what} ({err:.4f})")
+                severe = severe or gap > _OUTSIDE * err
+            pred_best = float(model.predict(W[best][None, :])[0][0])
+            if proposal.run_id is None and pred_best < float(proposal.predicted) - 1e-9:
+                warnings.append(f"the model predicts the best observed run ({ids[best]}) better than its "
+                                f"own proposal ({pred_best:.4f} vs {proposal.predicted:.4f})")
+    if np.isfinite(spacing) and spacing > 0 and dist[near] > _FAR * spacing:
+        warnings.append(f"{dist[near]:.2f} (total variation) from the nearest run {ids[near]}, "
+                        f"{dist[near] / spacing:.1f}x the runs' typical spacing")
+    level = "low" if severe else ("medium" if warnings else "high")
+    report["level"] = level
+    report["warnings"] = warnings
+    observed = proposal.observed is not None or (proposal.run_id is not None)
+    report["needs_run"] = level == "low" and not observed
+    if level == "low":
+        report["recommendation"] = (
+            f"do not train on it blindly: confirm it with a run at the target fidelity (search.confirm: true), "
+            f"or use the best observed mixture ({ids[best]}, objective {yv[best]:.4f})")
+    elif level == "medium":
+        report["recommendation"] = "usable; a confirmation run at the target fidelity would settle it"
+    else:
+        report["recommendation"] = "supported by the runs"
+    return report
+
+
+def needs_run(proposal) -> bool:
+    """Whether a search with budget left should run this proposal next (low trust and never run)."""
+    return bool((proposal.trust or {}).get("needs_run"))

@@ -1,0 +1,101 @@
+"""The trust report: a proposal predicted far outside what the runs support says so and what to do."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixopt.feasible import FeasibleSet
+from mixopt.replay import Pool, replay
+from mixopt.runs import RunTable
+from mixopt.strategies import make_strategy
+from mixopt.trust import assess, needs_run
+
+DOMAINS = ["a", "b", "c", "d"]
+SLOPE = np.array([-2.0, 0.5, 0.8, 1.0])
+
+
+def _near_uniform_table(n=16, seed=0):
+    """Runs clustered around the uniform mixture; the loss falls steeply towards domain a."""
+    rng = np.random.default_rng(seed)
+    W = rng.dirichlet(np.full(4, 60.0), n)
+    y = 6.0 + W @ SLOPE + 0.01 * rng.normal(size=n)
+    return RunTable.from_arrays(W, y, domains=DOMAINS, target_names=["loss"])
+
+
+def test_a_proposal_far_outside_the_observed_range_is_low_trust_and_says_what_to_do():
+    t = _near_uniform_table()
+    s = make_strategy("surrogate", seed=0, surrogate="linear", n_min=2)
+    p = s.recommend(t, FeasibleSet.simplex(DOMAINS))
+    assert p.vector(DOMAINS)[0] == pytest.approx(1.0)  # a straight line extrapolated to the corner
+    y = t.objective()
+    assert p.predicted < y.min() - 0.5  # far below every run: the new user's case
+    r = s.trust(t, p)
+    assert r["level"] == "low" and r["needs_run"]
+    p.trust = r
+    assert needs_run(p)
+    assert any("better than every observed run" in w for w in r["warnings"])
+    assert any("typical spacing" in w for w in r["warnings"])
+    best = t.run_ids[int(np.argmin(y))]
+    assert r["fallback"]["run_id"] == best and best in r["recommendation"]
+    assert r["observed_range"] == [pytest.approx(y.min(), abs=1e-5), pytest.approx(y.max(), abs=1e-5)]
+
+
+def test_a_proposal_among_well_spread_runs_is_trusted():
+    rng = np.random.default_rng(1)
+    W = rng.dirichlet(np.ones(4), 60)
+    centre = np.array([0.4, 0.3, 0.2, 0.1])
+    y = 3.0 + 4.0 * ((W - centre) ** 2).sum(1) + 0.005 * rng.normal(size=60)
+    t = RunTable.from_arrays(W, y, domains=DOMAINS, target_names=["loss"])
+    s = make_strategy("bo", seed=0, surrogate_params={"max_iter": 40})
+    p = s.recommend(t, FeasibleSet.simplex(DOMAINS))
+    r = s.trust(t, p)
+    assert r["level"] in ("high", "medium") and not r["needs_run"]
+    assert y.min() - p.predicted <= 2 * max(r["cv_mae"], p.std)  # a modest predicted gain
+    assert r["cv_spearman"] > 0.8
+
+
+def test_the_best_observed_run_needs_no_check():
+    t = _near_uniform_table()
+    s = make_strategy("random", seed=0)
+    p = s.recommend(t, FeasibleSet.simplex(DOMAINS))
+    assert p.rule == "revealed"
+    p.trust = s.trust(t, p)
+    assert not p.trust["needs_run"] and not needs_run(p)
+
+
+def test_assess_without_runs_is_low_trust():
+    t = RunTable.empty(DOMAINS, ["loss"])
+    p = make_strategy("random", seed=0).recommend(t, FeasibleSet.simplex(DOMAINS))
+    assert assess(p, None, t)["level"] == "low"
+
+
+def test_replay_reveals_a_low_trust_recommendation_next_as_the_search_does():
+    # the pool: a cloud of mixtures near uniform plus the four corners; the linear model's recommendation
+    # after the first runs is a corner no run has visited
+    rng = np.random.default_rng(0)
+    W = np.vstack([rng.dirichlet(np.full(4, 60.0), 40), np.eye(4) * 0.97 + 0.01])
+    y = 6.0 + W @ SLOPE
+    pool = Pool.from_arrays(W, y, domains=DOMAINS, target_names=["loss"])
+    # asks are random (explore=1): only the verification can bring the corner in at once
+    kw = dict(seeds=[0], budget=8.0, n_init=5,
+              strategy_params={"surrogate": {"surrogate": "linear", "n_min": 2, "explore": 1.0}})
+    on = replay(pool, ["surrogate"], verify=True, **kw).curves
+    off = replay(pool, ["surrogate"], verify=False, **kw).curves
+    corner = int(np.argmin(pool.values[:, -1]))
+    first_ask = on.iloc[5]
+    assert on.iloc[4]["recommended"] == corner and first_ask["candidate"] == corner  # verified at once
+    assert off.iloc[4]["recommended"] == corner and off.iloc[5]["candidate"] != corner
+
+
+def test_a_model_without_uncertainty_gets_its_cross_validated_error_as_std():
+    rng = np.random.default_rng(2)
+    W = rng.dirichlet(np.ones(4), 40)
+    y = 6.0 + W @ SLOPE + 0.05 * rng.normal(size=40)
+    t = RunTable.from_arrays(W, y, domains=DOMAINS, target_names=["loss"])
+    s = make_strategy("regmix", seed=0, surrogate_params={"n_estimators": 100, "learning_rate": 0.05})
+    p = s.recommend(t, FeasibleSet.simplex(DOMAINS))
+    assert p.std is None  # LightGBM alone has no uncertainty model
+    r = s.trust(t, p)
+    assert p.std == pytest.approx(r["cv_std"]) and p.context["std_source"] == "cv"
+    assert 0 < r["cv_std"] <= 2 * r["cv_mae"]
