@@ -63,6 +63,7 @@ def evaluate(train, test, objective, label, names) -> list[dict]:
             s = model.surrogate
             r["kept"] = ",".join(f"{k}:{v:.2f}" for k, v in s.weights_.items())
             r["cv"] = s.cv_kind_.split(":")[0]
+            r["cv_cov68"] = s.coverage68_  # the coverage auto reports from its own CV
         rows.append(r)
     best = max((r for r in rows if "spearman" in r and r["model"].split("->")[0] != "auto"),
                key=lambda r: r["spearman"], default=None)
@@ -74,7 +75,7 @@ def evaluate(train, test, objective, label, names) -> list[dict]:
             print(line + f" failed: {r['error']}", flush=True)
             continue
         cov = f" cov68 {r['cov68']:.2f} cov95 {r['cov95']:.2f}" if "cov68" in r else ""
-        extra = f"  kept {r['kept']} ({r['cv']})" if "kept" in r else ""
+        extra = f"  kept {r['kept']} ({r['cv']}; CV cov68 {r['cv_cov68']:.2f})" if "kept" in r else ""
         print(line + f" sp {r['spearman']:.4f} ({r['vs_best']:+.4f} vs best single) mae {r['mae']:.4f}"
               f"{cov} {r['seconds']:.1f}s{extra}", flush=True)
     return rows
@@ -135,9 +136,11 @@ def main() -> None:
     if auto:
         worst = min(auto, key=lambda r: r["vs_best"])
         covs = [r["cov68"] for r in auto if "cov68" in r]
+        cvc = [r["cv_cov68"] for r in auto]
         print(f"\nauto vs the best single candidate (held-out Spearman): mean {np.mean([r['vs_best'] for r in auto]):+.4f}, "
-              f"worst {worst['vs_best']:+.4f} ({worst['table']}); auto's 68% coverage on held-out runs: "
-              f"{min(covs):.2f}-{max(covs):.2f}")
+              f"worst {worst['vs_best']:+.4f} ({worst['table']}); stacks kept on {sum('stack' in r['model'] for r in auto)} "
+              f"of {len(auto)} tables; auto's 68% coverage on held-out runs {min(covs):.2f}-{max(covs):.2f}, "
+              f"in its own CV {min(cvc):.2f}-{max(cvc):.2f}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 Each verb lives in a module of :mod:`mixopt.commands` with a ``register(subparsers)`` function; the
 module's handler takes the parsed ``argparse.Namespace`` and returns an exit code. A
-:class:`~mixopt.errors.MixoptError` becomes ``error: <one line>`` on stderr and exit status 2.
+:class:`~mixopt.errors.MixoptError` becomes ``error: <one line>`` on stderr and exit status 2; so does an
+``OSError`` the verbs did not anticipate (a path that is a file, a full disk, no permission), naming the
+path (``-v`` shows its traceback).
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except MixoptError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if args.verbose:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

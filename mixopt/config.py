@@ -15,6 +15,8 @@ the YAML file, so a job runs the same from any working directory.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -254,9 +256,19 @@ class JobConfig(_Model):
         return Path(self.workspace)
 
     @property
+    def data_key(self) -> str:
+        """A short hash of what the token shards depend on: the domains and their sources (in order), the
+        tokenizer settings and ``data.val_tokens``. Jobs with the same key share their shards."""
+        d = self.model_dump(mode="json")
+        key = {"domains": list(d["domains"].items()), "tokenizer": d["tokenizer"],
+               "val_tokens": d["data"]["val_tokens"]}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+
+    @property
     def data_dir(self) -> Path:
-        """Token shards, tokenizer and manifest (shared by every job in the workspace)."""
-        return self.workspace_dir / "data"
+        """Token shards, tokenizer and manifest of this data configuration: ``<workspace>/data/<data_key>``,
+        shared by the jobs of the workspace that have the same sources, tokenizer and split, and by no other."""
+        return self.workspace_dir / "data" / self.data_key
 
     @property
     def job_dir(self) -> Path:

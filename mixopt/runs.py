@@ -8,7 +8,10 @@ under test (:meth:`RunTable.take`). Strategies, surrogates and the proposer read
 
 Rows that fail validation (NaN or non-finite values, negative weights, weights summing further than
 ``sum_tol`` from 1, non-positive fidelity or cost) are skipped and listed in ``skipped`` -- never silently
-used. A malformed table raises a one-line :class:`~mixopt.errors.TableError`.
+used. Tables read from files (:func:`load_run_table`, so ``mixopt fit`` and ``mixopt replay``) also skip
+rows whose targets fall outside ``target_range`` (default :data:`TARGET_RANGE`, ``[0, 1e6]``: a loss is
+never negative, and one of 1e300 would dominate every fit). A malformed table raises a one-line
+:class:`~mixopt.errors.TableError`; so do duplicate column names (which pandas would silently rename).
 
 Column selection (``weights=``, ``targets=``, ``fidelity=``, ``cost=``): a list of names, a
 comma-separated string of exact names, or a regular expression matched at the start of each column name
@@ -34,9 +37,10 @@ import pandas as pd
 
 from mixopt.errors import TableError
 
-__all__ = ["RunTable", "load_run_table", "match_rows", "match_targets_to_domains", "select_columns"]
+__all__ = ["TARGET_RANGE", "RunTable", "load_run_table", "match_rows", "match_targets_to_domains", "select_columns"]
 
 _SEP = "_/.:- "
+TARGET_RANGE = (0.0, 1e6)  # plausible losses: rows of a file table outside it are skipped (and listed)
 
 
 def select_columns(columns: Sequence[str], spec, *, what: str) -> list[str]:
@@ -359,15 +363,20 @@ class RunTable:
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame, *, weights, targets, fidelity=None, cost=None, target_fidelity=None,
-                   id_column: str | None = None, sum_tol: float = 0.05, source: str = "table") -> RunTable:
+                   id_column: str | None = None, sum_tol: float = 0.05, source: str = "table",
+                   target_range: tuple[float, float] | None = None) -> RunTable:
         """Build from a DataFrame; see the module docstring for column selection and row validation.
 
         cost: the column of each run's cost (positive). target_fidelity: the fidelity the objective is
         judged at (one value per fidelity column; default the most expensive level); levels above it are
-        kept as evidence but not offered to strategies.
+        kept as evidence but not offered to strategies. target_range: ``(lo, hi)``: rows with a target
+        outside it are skipped (None: any finite value).
         """
         if len(df) == 0:
             raise TableError(f"{source}: the table has no rows")
+        dup = sorted({str(c) for c in df.columns if list(map(str, df.columns)).count(str(c)) > 1})
+        if dup:
+            raise TableError(f"{source}: duplicate column name(s) {dup}; give every column its own name")
         skip = {id_column} if id_column else set()
         cols = [c for c in map(str, df.columns) if c not in skip]
         df = df.rename(columns=str)
@@ -392,7 +401,7 @@ class RunTable:
         keep, skipped = [], []
         for i in range(len(W)):
             reason = _row_problem(W[i], Y[i], None if F is None else F[i], None if C is None else C[i], sum_tol,
-                                  wcols, tcols, fcols, ccols)
+                                  wcols, tcols, fcols, ccols, target_range)
             if reason:
                 skipped.append(f"row {i}" + (f" ({id_column}={ids[i]})" if id_column else "") + f": {reason}")
             else:
@@ -533,7 +542,7 @@ def _renamed(t: RunTable, domains, target_names, fidelity_names) -> RunTable:
     return t
 
 
-def _row_problem(w, y, f, c, tol, wcols, tcols, fcols, ccols) -> str | None:
+def _row_problem(w, y, f, c, tol, wcols, tcols, fcols, ccols, target_range=None) -> str | None:
     if np.isnan(w).any():
         return f"missing weight in {wcols[int(np.argmax(np.isnan(w)))]!r}"
     if not np.isfinite(w).all():
@@ -546,6 +555,12 @@ def _row_problem(w, y, f, c, tol, wcols, tcols, fcols, ccols) -> str | None:
         return f"weights sum to {s:.4g} (more than {tol} from 1)"
     if not np.isfinite(y).all():
         return f"missing or non-finite target {tcols[int(np.argmax(~np.isfinite(y)))]!r}"
+    if target_range is not None:
+        lo, hi = target_range
+        out = (y < lo) | (y > hi)
+        if out.any():
+            j = int(np.argmax(out))
+            return f"target {tcols[j]!r} = {y[j]:.4g} is outside [{lo:g}, {hi:g}] (not a plausible loss)"
     if f is not None and (not np.isfinite(f).all() or (f <= 0).any()):
         return f"non-positive or missing fidelity in {fcols[int(np.argmax(~np.isfinite(f) | (f <= 0)))]!r}"
     if c is not None and not (np.isfinite(c) and c > 0):
@@ -557,24 +572,37 @@ def _row_problem(w, y, f, c, tol, wcols, tcols, fcols, ccols) -> str | None:
 def _read(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise TableError(f"{path}: no such file")
+    if path.is_dir():
+        raise TableError(f"{path}: is a folder, not a table file")
+    suffix = path.suffix.lower()
+    header = None
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if path.suffix.lower() in (".jsonl", ".ndjson"):
-            return pd.read_json(path, lines=True)
-        return pd.read_csv(path, sep=None, engine="python") if path.suffix.lower() == ".tsv" else pd.read_csv(path)
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        elif suffix in (".jsonl", ".ndjson"):
+            df = pd.read_json(path, lines=True)
+        else:
+            kw = {"sep": None, "engine": "python"} if suffix == ".tsv" else {}
+            df = pd.read_csv(path, **kw)
+            header = pd.read_csv(path, header=None, nrows=1, dtype=str, **kw).iloc[0].tolist()  # as written
     except (ValueError, OSError, pd.errors.ParserError) as e:
         raise TableError(f"{path}: cannot read as a table ({str(e).splitlines()[0]})") from None
+    header = [str(c) for c in (header if header is not None else df.columns)]
+    dup = sorted({c for c in header if header.count(c) > 1})  # pandas renames CSV duplicates to 'x.1'
+    if dup:
+        raise TableError(f"{path}: duplicate column name(s) {dup}; give every column its own name")
+    return df
 
 
 def load_run_table(paths, *, weights, targets, fidelity=None, cost=None, target_fidelity=None,
-                   on: str | None = None, sum_tol: float = 0.05) -> RunTable:
+                   on: str | None = None, sum_tol: float = 0.05,
+                   target_range: tuple[float, float] | None = TARGET_RANGE) -> RunTable:
     """Load runs from one file or several joined on a key column (CSV, TSV, parquet, JSON lines).
 
     paths: a path or a list of paths. With several files, rows are inner-joined on ``on`` (default: the
     one column name every file shares); rows present in only some files are reported in ``skipped``.
-    weights / targets / fidelity / cost: column selections (see :func:`select_columns`); target_fidelity:
-    see :meth:`RunTable.from_frame`.
+    weights / targets / fidelity / cost: column selections (see :func:`select_columns`); target_fidelity,
+    target_range (default ``[0, 1e6]``; None accepts any finite target): see :meth:`RunTable.from_frame`.
     """
     paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
     if not paths:
@@ -615,6 +643,7 @@ def load_run_table(paths, *, weights, targets, fidelity=None, cost=None, target_
         df = df.reset_index(drop=True)
         id_col = on
     t = RunTable.from_frame(df, weights=weights, targets=targets, fidelity=fidelity, cost=cost,
-                            target_fidelity=target_fidelity, id_column=id_col, sum_tol=sum_tol, source=source)
+                            target_fidelity=target_fidelity, id_column=id_col, sum_tol=sum_tol, source=source,
+                            target_range=target_range)
     t.skipped = extra_skipped + t.skipped
     return t

@@ -1,25 +1,32 @@
 """Small guards for the service boundary: where servers listen and where files may be written.
 
-Two habits keep a mixopt deployment safe by default:
+Three habits keep a mixopt deployment safe by default:
 
 * servers (the Ray dashboard / Jobs API, MLflow, ``mixopt ui``) listen on the loopback interface unless
   the user asks otherwise, and asking otherwise prints a warning, because the Ray Jobs API runs arbitrary
   code and MLflow has no authentication of its own;
 * names and relative paths that come from a job file or the command line never leave the directory they
-  are meant to live in (no ``..``, no absolute paths where a relative one is expected).
+  are meant to live in (no ``..``, no absolute paths where a relative one is expected);
+* credentials in a URI (``http://user:pass@host``, ``?token=...``) are never printed, logged or stored:
+  :func:`redact_uri` is what every message, MLflow param and state file shows, and
+  :func:`split_credentials` lets the MLflow client take them from the environment instead of the URI.
 
 >>> check_bind_host("127.0.0.1")
 '127.0.0.1'
 >>> safe_join("/srv/ws", "jobs", "demo").as_posix()
 '/srv/ws/jobs/demo'
+>>> redact_uri("http://alice:s3cret@mlflow:5000/?token=abc&x=1")
+'http://***@mlflow:5000/?token=***&x=1'
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import warnings
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from mixopt.errors import MixoptError
 
@@ -30,8 +37,14 @@ __all__ = [
     "check_relative",
     "ensure_within",
     "is_loopback",
+    "redact_uri",
     "safe_join",
+    "split_credentials",
 ]
+
+_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+_SECRET_QUERY = re.compile(r"(?i)([?&;](?:[^=&;#]*(?:token|key|secret|passw|pwd|auth|signature|sig|credential)[^=&;#]*)=)"
+                           r"[^&;#]*")
 
 
 class UnsafePathError(MixoptError, ValueError):
@@ -110,3 +123,24 @@ def safe_join(root: str | os.PathLike, *parts: str | os.PathLike) -> Path:
     for part in parts:
         check_relative(os.fspath(part))
     return ensure_within(root, Path(*map(os.fspath, parts)) if parts else ".")
+
+
+def redact_uri(text: str) -> str:
+    """``text`` (a URI, or a message that contains URIs) with credentials replaced by ``***``: the whole
+    ``user:password@`` part after a ``scheme://``, and the values of query parameters that look secret
+    (``token``, ``key``, ``password``, ``signature``, ...)."""
+    if not isinstance(text, str) or "://" not in text:
+        return text
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub("***@", text))
+
+
+def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
+    """``(uri without user:password@, user, password)``; the user and password are URL-decoded, and both
+    are None when the URI carries none."""
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri, None, None
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user, sep, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return clean, unquote(user) or None, unquote(password) if sep else None

@@ -15,6 +15,11 @@ so a slow or dead server never stalls the search. Tracking is failure-tolerant: 
 tracker *down* for the session (one warning), results stay on disk, and the ids not yet logged stay in
 ``state.json`` (``unlogged``); the next ``mixopt search``/``report`` back-fills them. Logging is
 idempotent: a run whose ``mixopt.run_id`` already has a child run is not logged twice.
+
+Credentials in the tracking URI (``http://user:pass@host``) never reach a param, a log line, ``state.json``
+or MLflow's own "View run" lines: the client gets the URI without them and reads them from
+``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (:func:`client_uri`); messages show
+:func:`mixopt.security.redact_uri`.
 """
 
 from __future__ import annotations
@@ -24,13 +29,17 @@ import logging
 import math
 import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Tracker", "child_run_payload", "tracking_uri"]
+from mixopt.errors import MixoptError
+from mixopt.security import redact_uri, split_credentials
+
+__all__ = ["Tracker", "check_tracking_server", "child_run_payload", "client_uri", "tracking_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,37 @@ _PARAM_LEN = 6000
 def tracking_uri(cfg) -> str:
     """``tracking.uri`` from the job, else ``MLFLOW_TRACKING_URI``, else sqlite in the workspace."""
     return cfg.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri()
+
+
+def client_uri(uri: str) -> str:
+    """The URI to give ``MlflowClient``: an http(s) URI loses its ``user:password@`` part, which moves to
+    ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` in this process's environment (MLflow sends
+    them as basic auth and never prints them). Other URIs (a database URI needs its password) are kept."""
+    if not uri.lower().startswith(("http://", "https://")):
+        return uri
+    clean, user, password = split_credentials(uri)
+    if user is not None:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = user
+    if password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = password
+    return clean
+
+
+def check_tracking_server(uri: str, timeout: float = 5.0) -> None:
+    """For an http(s) tracking URI, check that its host accepts connections (within ``timeout`` s);
+    a one-line MixoptError otherwise. Local stores (sqlite, files) pass."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            pass
+    except OSError as e:
+        raise MixoptError(f"MLflow tracking server {redact_uri(uri)} is unreachable ({e.strerror or e}); start it, "
+                          "fix the URI, or turn tracking off") from None
 
 
 def _chunks(seq: list, n: int) -> Iterable[list]:
@@ -91,6 +131,7 @@ class Tracker:
         self.state = state
         self.enabled = cfg.tracking.enabled if enabled is None else enabled
         self.uri = tracking_uri(cfg)
+        self.shown_uri = redact_uri(self.uri)  # the only form that is printed, logged or stored
         self.down = False
         self.error: str | None = None
         self.experiment_id: str | None = None
@@ -144,12 +185,12 @@ class Tracker:
         self._q.put(None)
         self._thread.join(timeout)
         if self._thread.is_alive():
-            self._fail(f"gave up waiting {timeout:.0f}s for MLflow at {self.uri}")
+            self._fail(f"gave up waiting {timeout:.0f}s for MLflow at {self.shown_uri}")
         self._thread = None
 
     @property
     def run_url_hint(self) -> str:
-        return self.uri
+        return self.shown_uri
 
     # --- worker thread ------------------------------------------------------------------------------
     def _submit(self, fn: Callable[[], Any]) -> None:
@@ -171,15 +212,15 @@ class Tracker:
     def _fail(self, why: str) -> None:
         if not self.down:
             self.down = True
-            self.error = why
+            self.error = why = redact_uri(why)
             log.warning("MLflow tracking at %s failed (%s); results stay on disk and the runs not logged "
-                        "are back-filled by the next `mixopt search`/`mixopt report`", self.uri, why[:200])
+                        "are back-filled by the next `mixopt search`/`mixopt report`", self.shown_uri, why[:200])
 
     def _open(self) -> None:
         import mlflow
         from mlflow.tracking import MlflowClient
 
-        self._client = client = MlflowClient(tracking_uri=self.uri)
+        self._client = client = MlflowClient(tracking_uri=client_uri(self.uri))
         name = self.cfg.experiment_name()
         exp = client.get_experiment_by_name(name)
         if exp is None:
@@ -193,7 +234,7 @@ class Tracker:
                 client.restore_experiment(exp.experiment_id)
         saved = self.state.meta.get("mlflow", {})
         parent = None
-        if saved.get("parent_run_id") and saved.get("uri") == self.uri:
+        if saved.get("parent_run_id") and saved.get("uri") == self.shown_uri:
             try:
                 parent = client.get_run(saved["parent_run_id"]).info.run_id
             except mlflow.exceptions.MlflowException:
@@ -210,7 +251,7 @@ class Tracker:
         else:
             client.update_run(parent, status="RUNNING")
         self.parent_run_id = parent
-        self.state.set(mlflow={"uri": self.uri, "experiment_id": self.experiment_id, "parent_run_id": parent})
+        self.state.set(mlflow={"uri": self.shown_uri, "experiment_id": self.experiment_id, "parent_run_id": parent})
         # Which runs already have a child (a crash may have hit after logging but before bookkeeping).
         token = None
         while True:
@@ -228,6 +269,8 @@ class Tracker:
         from mlflow.entities import Param
 
         flat = self.cfg.to_flat_dict()
+        if flat.get("tracking.uri"):
+            flat["tracking.uri"] = redact_uri(flat["tracking.uri"])
         params = [Param(k, json.dumps(v) if isinstance(v, (list, dict)) else str(v))
                   for k, v in sorted(flat.items())]
         params = [Param(p.key, p.value[:_PARAM_LEN]) for p in params]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 __all__ = ["register"]
 
@@ -37,9 +38,15 @@ def _prepare(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     from mixopt.config import load_job_config
     from mixopt.search.plan import format_plan, plan_job
+    from mixopt.search.preflight import check_plan
 
-    print(format_plan(plan_job(load_job_config(args.config))))
-    return 0
+    cfg = load_job_config(args.config)
+    plan = plan_job(cfg)
+    print(format_plan(plan))
+    problems = check_plan(cfg, plan)
+    for p in problems:  # the same checks `mixopt search` makes before it spends anything
+        print(f"error: {p}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from mixopt.commands import check_out_dir
 from mixopt.errors import MixoptError
 
 __all__ = ["register", "run_fit"]
@@ -103,13 +104,14 @@ def run_fit(args: argparse.Namespace) -> int:
         raise MixoptError(f"--params is not valid JSON ({e.msg})") from None
     if not isinstance(params, dict):
         raise MixoptError("--params must be a JSON object")
+    check_out_dir(args.out)
     table = load_run_table(list(args.tables) + list(args.join), weights=args.weights, targets=args.targets,
                            fidelity=args.fidelity_columns, on=args.on, sum_tol=args.sum_tol)
     print(f"{table.source}: {table.summary()}")
     for s in table.skipped[:20]:
-        print(f"  skipped {s}")
+        print(f"warning: skipped {s}", file=sys.stderr)
     if len(table.skipped) > 20:
-        print(f"  ... and {len(table.skipped) - 20} more skipped rows")
+        print(f"warning: ... and {len(table.skipped) - 20} more skipped rows", file=sys.stderr)
     prior = _kv(args.prior, "--prior")
     if isinstance(prior, float):
         raise MixoptError("--prior: expected 'domain=w,...'")

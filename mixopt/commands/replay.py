@@ -7,8 +7,10 @@ import json
 import logging
 from pathlib import Path
 
+from mixopt.commands import check_out_dir
 from mixopt.errors import MixoptError
 from mixopt.objective import Objective
+from mixopt.security import redact_uri
 
 __all__ = ["register"]
 
@@ -69,6 +71,7 @@ def run_replay(args: argparse.Namespace) -> int:
     from mixopt.replay import load_pool, replay
     from mixopt.replay.report import log_replay_mlflow, write_outputs
     from mixopt.strategies import available_strategies
+    from mixopt.tracking import check_tracking_server, client_uri
 
     names = [s.strip() for s in args.strategy.split(",") if s.strip()]
     unknown = [s for s in names if s not in available_strategies()]
@@ -79,6 +82,11 @@ def run_replay(args: argparse.Namespace) -> int:
         raise MixoptError(f"--join: give one file per RUNS table ({len(args.runs)}), got {len(args.join)}")
     if args.seeds < 1:
         raise MixoptError("--seeds must be at least 1")
+    check_out_dir(args.out)
+    uri = None
+    if not args.no_mlflow:  # a dead server is found now, not after the replay
+        uri = args.tracking_uri or f"sqlite:///{(args.out / 'mlflow.db').resolve()}"
+        check_tracking_server(uri)
     pool = load_pool(
         args.runs, join=args.join, on=args.on, weights=args.weights, targets=args.targets,
         fidelity_column=args.fidelity_column, target_fidelity=args.target_fidelity,
@@ -93,14 +101,20 @@ def run_replay(args: argparse.Namespace) -> int:
                     batch_size=args.batch_size, strategy_params=params, verify=not args.no_verify,
                     progress=lambda s, k: log.info("replaying %s seed %d", s, k))
     paths = write_outputs(result, args.out, title=", ".join(p.name for p in args.runs))
-    if not args.no_mlflow:
-        uri = args.tracking_uri or f"sqlite:///{(args.out / 'mlflow.db').resolve()}"
-        pid = log_replay_mlflow(
-            result, tracking_uri=uri, experiment=args.experiment, run_name=f"replay {args.runs[0].name}",
-            params={"strategies": ",".join(names), "seeds": args.seeds, "objective": args.objective},
-            artifacts=list(paths.values()), artifact_root=args.out / "mlartifacts",
-        )
-        print(f"mlflow: {uri} (run {pid})")
+    failed = None
+    if uri is not None:
+        try:
+            pid = log_replay_mlflow(
+                result, tracking_uri=client_uri(uri), experiment=args.experiment,
+                run_name=f"replay {args.runs[0].name}",
+                params={"strategies": ",".join(names), "seeds": args.seeds, "objective": args.objective},
+                artifacts=list(paths.values()), artifact_root=args.out / "mlartifacts",
+            )
+            print(f"mlflow: {redact_uri(uri)} (run {pid})")
+        except Exception as e:  # noqa: BLE001 - MLflow raises many types; the results are on disk already
+            why = redact_uri(str(e).splitlines()[0] if str(e) else "")[:200]
+            failed = (f"MLflow logging to {redact_uri(uri)} failed ({type(e).__name__}: {why}); "
+                      f"the replay results are in {args.out}/")
     with_cols = ["strategy", "seeds", "cost_to_rank1", "reached_rank1", "cost_to_top3", "reached_top3",
                  "cost_ratio_top3", "regret@0.25", "regret@0.5", "regret@1"]
     print(result.summary[with_cols].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
@@ -108,4 +122,6 @@ def run_replay(args: argparse.Namespace) -> int:
     print(f"random search expects {a['random_expected_reveals_to_top3']:.1f} target runs (cost "
           f"{a['random_expected_cost_to_top3']:.4g}) to reach the top 3 (cost_ratio_top3 = cost_to_top3 / that); "
           f"outputs in {args.out}/")
+    if failed:
+        raise MixoptError(failed)
     return 0

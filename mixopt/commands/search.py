@@ -13,11 +13,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
 from mixopt.config import load_job_config
 from mixopt.errors import MixoptError
+from mixopt.security import redact_uri
 
 __all__ = ["register"]
 
@@ -31,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("job", help="job YAML file")
     p.add_argument("--address", help="Ray cluster address (default: cfg.ray.address, RAY_ADDRESS, or embedded)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--rebuild-state", action="store_true",
+                   help="rebuild a missing state.json from runs.jsonl (no run is re-run; see docs/search.md)")
     p.set_defaults(handler=cmd_search)
 
     p = sub.add_parser("status", help="runs done/running/failed, best so far, budget left")
@@ -64,24 +68,26 @@ def cmd_search(args) -> int:
     from mixopt.search.report import format_proposal
 
     cfg = load_job_config(args.job)
-    result = run_search(cfg, address=args.address, progress=not args.quiet)
+    result = run_search(cfg, address=args.address, progress=not args.quiet, rebuild_state=args.rebuild_state)
     n_ok, n_failed = len(result.ok_runs), len(result.failed_runs)
     print(f"\n{cfg.name}: {n_ok} ok and {n_failed} failed runs ({result.new_runs} new this session); "
           f"budget {100 * result.budget_fraction:.0f}% used")
     if result.proposal is not None:
         print(format_proposal(result.proposal))
         print(f"proposal: {result.job_dir / 'proposal.json'}")
+    elif result.failed_runs:
+        print(f"no proposal: every run failed (first: {result.failed_runs[0].reason})", file=sys.stderr)
     else:
         print("no proposal: no successful run")
     if result.plots:
         print(f"plots: {result.plots[0].parent.resolve()}/")
     print(f"runs: {result.job_dir / 'runs.jsonl'}")
-    print(f"MLflow: {result.tracking_uri} (experiment {result.experiment!r})")
+    print(f"MLflow: {redact_uri(result.tracking_uri)} (experiment {result.experiment!r})")
     if result.unlogged:
         print(f"MLflow: {len(result.unlogged)} run(s) not logged ({result.tracking_error}); "
               f"results are on disk; `mixopt report {args.job}` back-fills them")
     print(f"browse: {_ui_hint(args.job)}")
-    return 0
+    return 1 if result.proposal is None and result.failed_runs else 0
 
 
 def _state(cfg):
@@ -127,7 +133,7 @@ def cmd_report(args) -> int:
     print(f"\nfiles: {path}, {path.parent / 'runs.jsonl'}")
     from mixopt.tracking import tracking_uri
 
-    print(f"MLflow: {tracking_uri(cfg)} (experiment {cfg.experiment_name()!r}); browse: {_ui_hint(args.job)}")
+    print(f"MLflow: {redact_uri(tracking_uri(cfg))} (experiment {cfg.experiment_name()!r}); browse: {_ui_hint(args.job)}")
     if unlogged:
         print(f"MLflow: {len(unlogged)} run(s) still not logged ({err})")
     return 0
@@ -171,11 +177,12 @@ def cmd_ui(args) -> int:
     uri = tracking_uri(cfg)
     cmd = ui_command(uri, host, args.port)
     shown = "[::1]" if host == "::1" else host
-    print(f"MLflow UI for {cfg.name}: http://{shown}:{args.port}  (store {uri}; Ctrl-C stops it)", flush=True)
+    print(f"MLflow UI for {cfg.name}: http://{shown}:{args.port}  (store {redact_uri(uri)}; Ctrl-C stops it)",
+          flush=True)
     if args.print_command:
-        print(shlex.join(cmd))
+        print(redact_uri(shlex.join(cmd)))
         return 0
-    # The server leads its own process group (mlflow ui forks workers); Ctrl-C or SIGTERM stops the group.
+    # The server leads its own process group; Ctrl-C or SIGTERM stops it and every process it started.
     proc = subprocess.Popen(cmd, start_new_session=True)
 
     def _stop(signum, frame):
@@ -185,13 +192,64 @@ def cmd_ui(args) -> int:
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_tree(proc)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def stop_process_tree(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Stop ``proc`` and all its descendants: SIGTERM, then SIGKILL to what is left after ``timeout`` s.
+
+    ``mlflow ui`` starts task-queue workers in sessions of their own, so signalling the server's process
+    group misses them and they outlive it (re-parented to init). The descendants are listed (from
+    ``/proc``) while the tree is still intact, before anything is signalled.
+    """
+    pids = [proc.pid, *_descendants(proc.pid)]
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout)
+        while (pids := [p for p in pids if _alive(p)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not pids:
+            return
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux ``/proc``; elsewhere none are found)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by its parent, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return not os.path.isdir("/proc")

@@ -37,12 +37,13 @@ from mixopt.data.tokenizer import (
     obtain_tokenizer,
     sample_documents,
 )
+from mixopt.errors import DataError
 
 __all__ = ["prepare_data"]
 
 log = logging.getLogger(__name__)
 
-SPLIT_SEED = 0  # document order within a shard; fixed so shards are shared by every job in a workspace
+SPLIT_SEED = 0  # document order within a shard; fixed so shards are shared by every job with the same data
 
 
 @contextmanager
@@ -78,8 +79,10 @@ def prepare_data(cfg: JobConfig, progress: bool = True) -> PreparedData:
     from tqdm.auto import tqdm
 
     data_dir = Path(cfg.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "shards").mkdir(exist_ok=True)
+    try:
+        (data_dir / "shards").mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # the workspace (or a folder on the way) is a file, or not writable
+        raise DataError(f"{data_dir}: cannot create the data folder ({e.strerror}: {e.filename})") from None
     with _locked(data_dir):
         for stale in (data_dir / "shards").glob("*.tmp-*"):  # left by a killed run (we hold the lock)
             stale.unlink(missing_ok=True)

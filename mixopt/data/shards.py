@@ -1,6 +1,8 @@
 """Token shards on disk and :class:`PreparedData`, the read side of a prepared workspace.
 
-Layout under ``<workspace>/data`` (``cfg.data_dir``)::
+Layout under ``<workspace>/data/<data_key>`` (``cfg.data_dir``: one folder per data configuration, keyed
+by a hash of the domain sources, the tokenizer settings and ``data.val_tokens``, so jobs that share a
+workspace but not their data never overwrite each other's shards)::
 
     manifest.json                  # domains (config order), tokenizer, one entry per domain shard
     tokenizers/<hash>/tokenizer.json

@@ -14,8 +14,10 @@ errors name the file and line.
 
 from __future__ import annotations
 
+import bisect
 import glob
 import hashlib
+import itertools
 import json
 from collections.abc import Iterator
 from functools import lru_cache
@@ -31,6 +33,7 @@ __all__ = [
     "iter_documents",
     "read_documents",
     "resolve_files",
+    "sample_source",
     "source_fingerprint",
     "source_stats",
 ]
@@ -216,3 +219,88 @@ def source_stats(name: str, src: DomainSource) -> dict[str, Any]:
     if src.max_documents is not None:
         docs = min(docs, src.max_documents)
     return {"files": len(files), "bytes": n_bytes, "documents": docs, "where": _where(src)}
+
+
+def sample_source(name: str, src: DomainSource, budget_bytes: int = 64_000, pieces: int = 16) -> tuple[list[str], float]:
+    """Documents spread evenly over a source, for estimates that must not read all of it.
+
+    Returns ``(docs, share)``: the documents (after the ``min_chars`` filter) and the fraction of the
+    source they were read from -- by bytes on disk for local files (so JSON syntax and escaping are
+    counted, as they are in the file sizes an estimate scales by), by records for HF datasets. A quantity
+    measured on ``docs`` divided by ``share`` estimates it for the whole source (``max_documents`` aside).
+    ``pieces`` windows of ``budget_bytes / pieces`` bytes each start at evenly spaced offsets.
+    """
+    keep = max(src.min_chars, 1)
+    if src.hf is not None:
+        ds = _load_hf(name, src.hf, src.hf_config, src.split)
+        docs, used = [], 0
+        for text in itertools.islice(_iter_hf(name, src), max(1, budget_bytes // 256)):
+            used += 1
+            if len(text) >= keep:
+                docs.append(text)
+        return docs, used / max(len(ds), 1)
+    files = resolve_files(name, src)
+    sizes = [f.stat().st_size for f in files]
+    total = sum(sizes)
+    if total == 0:
+        return [], 1.0
+    starts = list(itertools.accumulate(sizes, initial=0))
+    per = max(1, budget_bytes // pieces)
+    docs: list[str] = []
+    span = 0.0
+    seen: set[tuple[int, int]] = set()
+    for j in range(pieces):
+        offset = total * j // pieces
+        i = bisect.bisect_right(starts, offset) - 1
+        got, nbytes = _sample_file(name, files[i], offset - starts[i], per, src.text_field, i, seen)
+        docs += [d for d in got if len(d) >= keep]
+        span += nbytes
+    return docs, span / total
+
+
+def _sample_file(name: str, f: Path, pos: int, budget: int, field: str, index: int,
+                 seen: set[tuple[int, int]]) -> tuple[list[str], float]:
+    """Documents of one file from about byte ``pos`` on (``budget`` bytes), and the bytes they span.
+
+    ``seen`` holds ``(file index, start byte)`` of what was read already, so windows never overlap."""
+    suffix = f.suffix.lower()
+    size = f.stat().st_size
+    if suffix == ".jsonl":
+        docs, span = [], 0
+        with open(f, "rb") as fh:
+            fh.seek(pos)
+            if pos:
+                fh.readline()  # the rest of a line that started before the window
+            while span < budget:
+                start = fh.tell()
+                line = fh.readline()
+                if not line or (index, start) in seen:
+                    break
+                seen.add((index, start))
+                span += len(line)
+                if line.strip():
+                    where = f"{f} (byte {start})"
+                    try:
+                        rec = json.loads(line)
+                    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                        raise DataError(f"domain {name!r}: {where} is not valid JSON ({e})") from None
+                    docs.append(_records_text(name, where, rec, field))
+        return docs, span
+    if (index, 0) in seen:
+        return [], 0
+    seen.add((index, 0))
+    if suffix in _RECORD_SUFFIXES_WHOLE:  # .json arrays and parquet: records from the start of the file
+        docs, n = [], 0
+        for text in _iter_file(name, f, field):
+            docs.append(text)
+            n += len(text.encode("utf-8"))
+            if n >= budget:
+                break
+        total = source_stats(name, DomainSource(path=str(f), text_field=field))["documents"]
+        return docs, size * len(docs) / max(total, 1)
+    with open(f, "rb") as fh:  # one document per file: its first `budget` bytes
+        head = fh.read(budget)
+    return [head.decode("utf-8", errors="ignore")], len(head)
+
+
+_RECORD_SUFFIXES_WHOLE = (".json", ".parquet")

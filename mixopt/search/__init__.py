@@ -6,6 +6,7 @@
 """
 
 from mixopt.search.budget import Budget, Spend
+from mixopt.search.lock import JobLock, JobLockedError
 from mixopt.search.loop import SearchResult, run_search
 from mixopt.search.proposal import build_proposal, proposal_key
 from mixopt.search.space import SearchSpace, make_job_strategy
@@ -13,6 +14,8 @@ from mixopt.search.state import JobState, Launch, RunEntry, config_hash, read_ru
 
 __all__ = [
     "Budget",
+    "JobLock",
+    "JobLockedError",
     "JobState",
     "Launch",
     "RunEntry",

@@ -2,7 +2,8 @@
 
 Spending is counted from finished runs (ok or failed: both cost compute; confirmation runs are extra and
 not counted); a new run is launched only while the *committed* amount (finished + in flight) is below
-every limit, so the search overshoots a token/FLOP limit by at most the runs already in flight.
+every limit, so the search overshoots a token/FLOP limit by at most the runs already in flight. The wall
+time is a hard limit: when it is reached, the runs in flight are cancelled (and stay pending).
 
 >>> from mixopt.config import BudgetSettings
 >>> b = Budget(BudgetSettings(runs=4))
@@ -62,6 +63,10 @@ class Budget:
 
     def exhausted(self, spent: Spend, elapsed_s: float) -> bool:
         return self.fraction(spent, elapsed_s) >= 1.0
+
+    def wall_exhausted(self, elapsed_s: float) -> bool:
+        """Whether the wall-time limit is reached (then runs in flight are cancelled, see ``search.loop``)."""
+        return self.wall_seconds is not None and elapsed_s >= self.wall_seconds
 
     def can_launch(self, spent: Spend, in_flight: Spend, elapsed_s: float) -> bool:
         """Whether one more run may start given finished + in-flight spending."""

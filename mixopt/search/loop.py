@@ -2,11 +2,14 @@
 
 ::
 
+    preflight (no training) ──► job lock ──► job files checked ──► nothing left to do? the stored proposal
+                         │
     prepare_data ──► initial design (feasible.sample + strategy.initial)
                          │
                  ┌──► submit Ray tasks while slots are free and the budget allows
                  │       │ ray.wait: one finished ──► runs.jsonl (fsync) ──► MLflow (async) ──► display
                  │       │ failed ──► retry up to max_retries, then recorded as failed
+                 │       │ wall time spent ──► cancel the runs in flight (they stay pending)
                  └── strategy.ask(run table, fresh candidates from the feasible set) when the design is used up
                          │ budget spent
                          ▼
@@ -20,6 +23,7 @@ The pipeline is kept full: a new run is submitted as soon as one finishes (no wa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -27,21 +31,34 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from mixopt.errors import MixoptError
+from mixopt.errors import ConfigError, MixoptError
 from mixopt.events import fallback, since, snapshot
 from mixopt.proposal import Proposal
 from mixopt.search.budget import Budget, Spend
+from mixopt.search.lock import JobLock
 from mixopt.search.progress import ProgressDisplay, Snapshot
 from mixopt.search.proposal import build_proposal
 from mixopt.search.ray_runtime import ray_session
-from mixopt.search.report import HEARTBEAT_S
+from mixopt.search.report import HEARTBEAT_S, plot_paths
 from mixopt.search.space import SearchSpace, make_job_strategy
-from mixopt.search.state import JobState, Launch, RunEntry, atomic_write_text, best_run, config_hash
+from mixopt.search.state import (
+    RUNS_FILE,
+    STATE_FILE,
+    JobState,
+    Launch,
+    RunEntry,
+    atomic_write_text,
+    best_run,
+    config_hash,
+    read_runs,
+)
 from mixopt.search.workers import ProxyTask, record_failure, train_settings
+from mixopt.tracking import tracking_uri
 
 __all__ = ["SearchResult", "run_search"]
 
@@ -98,30 +115,74 @@ def _weights_dict(domains: list[str], w: np.ndarray) -> dict[str, float]:
 
 
 class _Search:
-    """One driver session of a job (state lives on disk, this object only for the session)."""
+    """One driver session of a job (state lives on disk, this object only for the session).
 
-    def __init__(self, cfg, *, progress: bool, train_fn: Callable | None):
-        from mixopt.data import prepare_data
+    Opening checks the job's files (one writer: the caller holds the :class:`~mixopt.search.lock.JobLock`);
+    the data is tokenised and the search space built on first use (``space``), only when there is work.
+    """
+
+    def __init__(self, cfg, *, progress: bool, train_fn: Callable | None, rebuild_state: bool = False):
         from mixopt.objective import Objective
 
         self.cfg = cfg
         self.train_fn = train_fn
-        # Refuse an incompatible resume before any work (one-line ConfigError).
+        if rebuild_state and not (cfg.job_dir / STATE_FILE).exists():
+            _check_rebuild(cfg, read_runs(cfg.job_dir / RUNS_FILE))
+        # Refuse an incompatible resume or inconsistent job files before any work (one-line errors).
         self.state = JobState.open(cfg.job_dir, config_hash=config_hash(cfg), name=cfg.name,
-                                   objective=Objective.parse(cfg.search.objective))
-        self.data = prepare_data(cfg, progress=progress)
-        self.space = SearchSpace.from_data(cfg, self.data)
-        self.domains = self.space.domains
+                                   objective=Objective.parse(cfg.search.objective), rebuild=rebuild_state)
         self.fidelities = cfg.proxy.fidelity_list()
         self.resumed = bool(self.state.runs or self.state.meta["pending"] or self.state.meta["initial_design"])
-        self.strategy = make_job_strategy(cfg, self.space.objective)
         self.budget = Budget(cfg.budget)
         self.settings = train_settings(cfg)
         self.threads = max(1, int(math.floor(cfg.search.cpus_per_proxy)))
         self.display = ProgressDisplay(enabled=progress)
-        self.t0 = time.time()
+        self.progress = progress
+        self.t0: float | None = None  # wall time counts from the start of the Ray session
         self.elapsed0 = float(self.state.meta.get("elapsed_s", 0.0))
         self.new_runs = 0
+
+    # --- built on first use: a finished job needs none of them ---------------------------------------
+    @cached_property
+    def data(self):
+        """The prepared data (``prepare_data`` is idempotent: up-to-date shards are reused)."""
+        from mixopt.data import prepare_data
+
+        return prepare_data(self.cfg, progress=self.progress)
+
+    @cached_property
+    def space(self) -> SearchSpace:
+        return SearchSpace.from_data(self.cfg, self.data)
+
+    @property
+    def domains(self) -> list[str]:
+        return self.space.domains
+
+    @cached_property
+    def strategy(self):
+        return make_job_strategy(self.cfg, self.space.objective)
+
+    def prepare(self) -> SearchSpace:
+        """Tokenise the data (idempotent) and build the search space now, before Ray starts."""
+        return self.space
+
+    def has_work(self) -> bool:
+        """Whether any proxy may still be launched: pending launches to re-run, or budget left. Nothing once
+        the wall-time budget is spent (not even re-runs)."""
+        elapsed = self.elapsed()
+        if self.budget.wall_exhausted(elapsed):
+            return False
+        return bool(self.state.meta["pending"]) or self.budget.can_launch(_spent(self.state.runs), Spend(), elapsed)
+
+    def finished_proposal(self) -> Proposal | None:
+        """The stored proposal when the job has nothing left to do: no launch possible, ``proposal.json``
+        made from exactly these runs and settings, and confirmed when ``search.confirm`` asks for it."""
+        from mixopt.search.proposal import proposal_key
+
+        if self.has_work() or not self.state.proposal_is_current(proposal_key(self.cfg, self.state.runs)):
+            return None
+        p = Proposal.from_dict(json.loads((self.state.job_dir / "proposal.json").read_text()))
+        return None if self.cfg.search.confirm and "confirm_run_id" not in p.context else p
 
     # --- candidates ---------------------------------------------------------------------------------
     def candidates(self, round_index: int) -> np.ndarray:
@@ -130,7 +191,7 @@ class _Search:
                                           seed=_run_seed(self.cfg.seed, 10_000 + round_index))
 
     def elapsed(self) -> float:
-        return self.elapsed0 + time.time() - self.t0
+        return self.elapsed0 + (time.time() - self.t0 if self.t0 is not None else 0.0)
 
     # --- launches -----------------------------------------------------------------------------------
     def make_launch(self, weights: dict[str, float], fid: int, source: str) -> Launch:
@@ -145,7 +206,7 @@ class _Search:
             cands = self.candidates(-1)
             picks = self.strategy.initial(self.space.empty_table(), cands, self.cfg.search.n_init)
             design = [{"weights": _weights_dict(self.domains, cands[i]), "fidelity": int(f)} for i, f in picks]
-            self.state.set(initial_design=design, init_next=0)
+            self.state.set(initial_design=design, init_next=int(meta.get("init_next", 0)))  # kept by a rebuild
         return meta["initial_design"]
 
     def table(self):
@@ -217,6 +278,8 @@ class _Search:
             inflight[ref] = launch
 
         def next_launches(free: int) -> list[Launch]:
+            if self.budget.wall_exhausted(self.elapsed()):
+                return []
             if queue:
                 return [queue.popleft()]
             spent = _spent(self.state.runs)
@@ -247,6 +310,9 @@ class _Search:
             self._show()
             if not inflight:
                 break
+            if self.budget.wall_exhausted(self.elapsed()):
+                self.interrupt(ray, inflight)
+                break
             done, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
             for ref in done:
                 launch = inflight.pop(ref)
@@ -258,6 +324,21 @@ class _Search:
                 last_save = time.time()
         self.state.set(elapsed_s=self.elapsed())
         self.final_fraction = self.budget.fraction(_spent(self.state.runs), self.elapsed())
+
+    def interrupt(self, ray, inflight: dict) -> None:
+        """The wall-time budget is spent: cancel the runs in flight. They stay pending in ``state.json``
+        (interrupted), so a resume with more budget re-runs them with the same seed."""
+        from ray.exceptions import RayError
+
+        for ref in inflight:
+            try:
+                ray.cancel(ref, force=True)
+            except (RayError, ValueError, TypeError) as e:  # already finished or gone: it stays pending
+                log.debug("could not cancel %s: %s", inflight[ref].run_id, e)
+        ids = ", ".join(x.run_id for x in inflight.values())
+        self.display.message(f"wall-time budget reached: cancelled {len(inflight)} run(s) in flight ({ids}); "
+                             "they stay pending and re-run on a resume with more budget")
+        inflight.clear()
 
     def finish(self, ray, ref, launch: Launch) -> bool:
         """Handle one finished task; returns True when it should be retried."""
@@ -334,33 +415,60 @@ class _Search:
 
 
 def run_search(cfg, *, address: str | None = None, progress: bool = True,
-               train_fn: Callable | None = None) -> SearchResult:
+               train_fn: Callable | None = None, rebuild_state: bool = False) -> SearchResult:
     """Run (or resume) the mixture search described by ``cfg`` and return its proposal and runs.
+
+    Everything that needs no training is checked first (:func:`mixopt.search.preflight.preflight`), then
+    the job's lock is taken (one writer per job) and its files are checked against each other. Data is
+    tokenised and Ray started only when a proxy is to run: a finished job returns its stored proposal.
 
     Args:
         cfg: the job (``JobConfig``); its state lives under ``cfg.job_dir``.
         address: a Ray cluster to join (else ``cfg.ray.address``, ``RAY_ADDRESS``, or embedded Ray).
         progress: show the live progress display and data-preparation progress.
         train_fn: replaces ``proxies.train_proxy`` in the workers (same signature); a test seam.
+        rebuild_state: rebuild a missing ``state.json`` from ``runs.jsonl`` (see ``state.rebuild_meta``).
     Raises:
-        ConfigError: the job exists with an incompatible config (see ``config_hash``).
+        ConfigError: an invalid job, or one that exists with an incompatible config (see ``config_hash``).
+        JobLockedError: another process is searching (or reporting on) this job.
+        MixoptError: ``state.json`` and ``runs.jsonl`` disagree (the message says how to fix it).
     """
-    from mixopt.tracking import Tracker, tracking_uri
+    from mixopt.search.preflight import preflight
 
+    preflight(cfg)
+    with JobLock(cfg.job_dir, purpose="search"):
+        return _run_locked(cfg, address=address, progress=progress, train_fn=train_fn, rebuild_state=rebuild_state)
+
+
+def _run_locked(cfg, *, address, progress, train_fn, rebuild_state) -> SearchResult:
+    from mixopt.tracking import Tracker
+
+    s = _Search(cfg, progress=progress, train_fn=train_fn, rebuild_state=rebuild_state)
+    done = s.finished_proposal()
+    if done is not None:  # nothing to run, nothing to refit: no data preparation, no Ray, no wall time spent
+        return _finished_result(cfg, s, done)
     events0 = snapshot()
-    s = _Search(cfg, progress=progress, train_fn=train_fn)
     s.state.set(sessions=int(s.state.meta.get("sessions", 0)) + 1, heartbeat=time.time())
     s.tracker = tracker = Tracker(cfg, s.state)
     tracker.start()
     status = "FAILED"
+    proposal, plots = None, []
     try:
-        with ray_session(cfg, address) as ray:
-            s.display.message(f"search {cfg.name}: strategy {cfg.search.strategy}, budget {s.budget.describe()}, "
-                              f"{len(s.state.runs)} run(s) on disk, job dir {cfg.job_dir.resolve()}")
-            s.run(ray)
+        s.prepare()
+        with contextlib.ExitStack() as stack:
+            ray = None
+            if s.has_work():
+                s.t0 = time.time()
+                ray = stack.enter_context(ray_session(cfg, address))
+                s.display.message(f"search {cfg.name}: strategy {cfg.search.strategy}, budget {s.budget.describe()}, "
+                                  f"{len(s.state.runs)} run(s) on disk, job dir {cfg.job_dir.resolve()}")
+                s.run(ray)
             s.display.close()
             proposal, plots = build_proposal(cfg, s.state, s.space, strategy=s.strategy)
             if proposal is not None and cfg.search.confirm:
+                if ray is None:
+                    s.t0 = s.t0 or time.time()
+                    ray = stack.enter_context(ray_session(cfg, address))
                 entry = s.confirm(ray, proposal)
                 if entry is not None:  # the observed objective of exactly the proposed weights
                     proposal.observed = entry.objective
@@ -387,3 +495,36 @@ def run_search(cfg, *, address: str | None = None, progress: bool = True,
         unlogged=list(s.state.meta.get("unlogged", [])), tracking_error=tracker.error, plots=plots,
         resumed=s.resumed, new_runs=s.new_runs,
     )
+
+
+def _finished_result(cfg, s: _Search, proposal: Proposal) -> SearchResult:
+    """The result of a job with nothing left to do (MLflow is only touched to back-fill unlogged runs)."""
+    from mixopt.tracking import Tracker
+
+    tracker = None
+    if cfg.tracking.enabled and s.state.meta.get("unlogged"):
+        tracker = Tracker(cfg, s.state)
+        tracker.start()
+        tracker.close(status="FINISHED")
+    spent = _spent(s.state.runs)
+    s.display.message(f"search {cfg.name}: nothing left to do (budget {100 * s.budget.fraction(spent, s.elapsed()):.0f}% "
+                      "used, proposal current); raise the budget in the job file to continue")
+    return SearchResult(
+        job_dir=Path(cfg.job_dir).resolve(), proposal=proposal, runs=list(s.state.runs), spent=spent.to_dict(),
+        budget_fraction=s.budget.fraction(spent, s.elapsed()), tracking_uri=tracking_uri(cfg),
+        experiment=cfg.experiment_name(), parent_run_id=(s.state.meta.get("mlflow") or {}).get("parent_run_id"),
+        unlogged=list(s.state.meta.get("unlogged", [])), tracking_error=tracker.error if tracker else None,
+        plots=plot_paths(cfg.job_dir), resumed=True, new_runs=0,
+    )
+
+
+def _check_rebuild(cfg, runs: list[RunEntry]) -> None:
+    """Refuse to rebuild ``state.json`` from runs that this config did not make (fidelity or seed differ)."""
+    fids = cfg.proxy.fidelity_list()
+    for r in runs:
+        f = fids[r.fidelity] if 0 <= r.fidelity < len(fids) else None
+        seed_ok = r.run_id[1:].isdigit() and r.seed == _run_seed(cfg.seed, int(r.run_id[1:]))
+        if f is None or (f.preset, f.tokens) != (r.preset, r.tokens) or not seed_ok:
+            raise ConfigError(f"{cfg.job_dir / RUNS_FILE}: run {r.run_id} ({r.preset} x {r.tokens} tokens, seed "
+                              f"{r.seed}) was not made with this job's proxy/seed config; --rebuild-state needs "
+                              "the config the runs were made with")

@@ -1,6 +1,7 @@
 """Work on an existing job without running proxies: re-fit and propose, back-fill MLflow.
 
-Used by ``mixopt propose`` and ``mixopt report``; no Ray needed.
+Used by ``mixopt propose`` and ``mixopt report``; no Ray needed. Both write (``proposal.json``,
+``state.json``), so both take the job's lock: while a search runs they refuse in one line.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 from mixopt.errors import MixoptError
 from mixopt.objective import Objective
 from mixopt.proposal import Proposal
+from mixopt.search.lock import JobLock
 from mixopt.search.proposal import build_proposal, proposal_key
 from mixopt.search.space import SearchSpace
 from mixopt.search.state import JobState, config_hash
@@ -27,6 +29,11 @@ def _open(cfg) -> JobState:
 def propose_from_state(cfg, *, track: bool = True) -> tuple[Proposal | None, list[Path], JobState]:
     """The job strategy's proposal on the finished runs (writes proposal.json and plots, and logs a new
     proposal to MLflow when ``track``; reuses them when nothing changed)."""
+    with JobLock(cfg.job_dir, purpose="propose", create=False):
+        return _propose(cfg, track)
+
+
+def _propose(cfg, track: bool) -> tuple[Proposal | None, list[Path], JobState]:
     from mixopt.data import load_prepared
 
     state = _open(cfg)
@@ -50,10 +57,11 @@ def backfill_tracking(cfg, timeout: float = 120.0) -> tuple[list[str], str | Non
     """Log every finished run not yet in MLflow; returns (ids still unlogged, tracking error or None)."""
     from mixopt.tracking import Tracker
 
-    state = _open(cfg)
-    if not cfg.tracking.enabled or not state.meta.get("unlogged"):
-        return list(state.meta.get("unlogged", [])), None
-    tracker = Tracker(cfg, state)
-    tracker.start()  # queues the back-fill
-    tracker.close(status="FINISHED", timeout=timeout)
-    return list(state.meta.get("unlogged", [])), tracker.error
+    with JobLock(cfg.job_dir, purpose="report", create=False):
+        state = _open(cfg)
+        if not cfg.tracking.enabled or not state.meta.get("unlogged"):
+            return list(state.meta.get("unlogged", [])), None
+        tracker = Tracker(cfg, state)
+        tracker.start()  # queues the back-fill
+        tracker.close(status="FINISHED", timeout=timeout)
+        return list(state.meta.get("unlogged", [])), tracker.error

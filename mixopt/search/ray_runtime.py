@@ -18,15 +18,11 @@ import os
 from collections.abc import Iterator
 
 from mixopt.errors import MixoptError
+from mixopt.security import redact_uri
 
 __all__ = ["ray_session"]
 
 log = logging.getLogger(__name__)
-
-
-def _redact(address: str) -> str:
-    # An address never carries the token, but strip any user:pass@ part to be safe.
-    return address.split("@")[-1]
 
 
 @contextlib.contextmanager
@@ -41,7 +37,7 @@ def ray_session(cfg, address: str | None = None) -> Iterator[object]:
     env = {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(max(1, int(cfg.search.cpus_per_proxy)))}
     try:
         if address:
-            log.info("connecting to Ray at %s", _redact(address))
+            log.info("connecting to Ray at %s", redact_uri(address))
             ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
         else:
             ray.init(
@@ -54,8 +50,8 @@ def ray_session(cfg, address: str | None = None) -> Iterator[object]:
                 _node_ip_address="127.0.0.1",  # embedded: listen on loopback only
             )
     except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"Ray at {_redact(address)}" if address else "an embedded Ray runtime"
-        raise MixoptError(f"could not start/connect to {where}: {str(e).splitlines()[0]}") from None
+        where = f"Ray at {redact_uri(address)}" if address else "an embedded Ray runtime"
+        raise MixoptError(f"could not start/connect to {where}: {redact_uri(str(e).splitlines()[0])}") from None
     try:
         yield ray
     finally:

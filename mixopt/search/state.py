@@ -14,6 +14,12 @@ A driver killed with SIGKILL at any moment loses no finished run: a result is on
 logged, fitted or displayed. On resume, finished runs are loaded and the launches that were pending are
 re-run with the same mixture, fidelity and seed.
 
+The two files are checked against each other whenever the job is opened (``state.json`` lists the ids
+of the finished runs): a run that ``state.json`` says finished but ``runs.jsonl`` lacks is refused with a
+one-line error and its fix -- unless it is the last line, torn by a killed writer, which is re-queued
+(pending again, same seed). ``state.json`` missing while runs exist is refused too; ``rebuild=True``
+(``mixopt search --rebuild-state``) rebuilds it from the runs. Nothing is ever re-run or lost silently.
+
 >>> st = JobState.open("/tmp/job", config_hash="abc")      # doctest: +SKIP
 >>> st.add_pending(Launch("r0000", {"a": .5, "b": .5}, 0, "dense-tiny", 50_000, 11, "init"))  # doctest: +SKIP
 """
@@ -27,13 +33,14 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mixopt.errors import ConfigError, MixoptError
 
-__all__ = ["JobState", "Launch", "RunEntry", "atomic_write_text", "config_hash", "read_runs"]
+__all__ = ["JobState", "Launch", "RunEntry", "atomic_write_text", "config_hash", "read_runs", "rebuild_meta"]
 
 log = logging.getLogger(__name__)
 
@@ -135,26 +142,37 @@ class RunEntry:
 def read_runs(path: Path, *, repair: bool = False) -> list[RunEntry]:
     """Read ``runs.jsonl``. A torn last line (the writer was killed mid-write) is ignored, and with
     ``repair=True`` cut off so that the next append starts on a fresh line."""
-    path = Path(path)
+    entries, torn = _read_runs(Path(path))
+    if torn and repair:
+        _cut_torn_tail(Path(path))
+    return entries
+
+
+def _read_runs(path: Path) -> tuple[list[RunEntry], bool]:
+    """(the complete lines' runs, first of each id kept; whether a torn last line was dropped)."""
     if not path.exists():
-        return []
-    raw = path.read_bytes()
+        return [], False
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise MixoptError(f"{path}: cannot read ({e.strerror})") from None
     *lines, tail = raw.split(b"\n")  # every element of `lines` was terminated by a newline
     entries: list[RunEntry] = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            entries.append(RunEntry.from_dict(json.loads(line)))
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise MixoptError(f"{path}: line {i + 1} is not valid UTF-8 (byte {e.start}); the file is corrupt: "
+                              "restore it from a backup") from None
+        try:
+            entries.append(RunEntry.from_dict(json.loads(text)))
         except (json.JSONDecodeError, TypeError, KeyError):
             raise MixoptError(f"{path}: unreadable line {i + 1}; fix or remove it") from None
-    if tail.strip():
+    torn = bool(tail.strip())
+    if torn:
         log.warning("%s: dropping a torn last line (%d bytes, the writer was killed mid-write)", path, len(tail))
-        if repair:
-            with open(path, "r+b") as f:
-                f.truncate(len(raw) - len(tail))
-                f.flush()
-                os.fsync(f.fileno())
     # The same run id twice can only come from a crash between append and bookkeeping: keep the first.
     seen: set[str] = set()
     unique = []
@@ -162,7 +180,103 @@ def read_runs(path: Path, *, repair: bool = False) -> list[RunEntry]:
         if e.run_id not in seen:
             seen.add(e.run_id)
             unique.append(e)
-    return unique
+    return unique, torn
+
+
+def _cut_torn_tail(path: Path) -> None:
+    raw = path.read_bytes()
+    with open(path, "r+b") as f:
+        f.truncate(raw.rfind(b"\n") + 1)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _next_index(run_ids) -> int:
+    """One more than the largest numeric part of ``r0007`` / ``c0012`` style ids (0 for none)."""
+    nums = [int(r[1:]) for r in run_ids if r[1:].isdigit()]
+    return max(nums) + 1 if nums else 0
+
+
+def _fresh_meta(config_hash: str, name: str) -> dict[str, Any]:
+    return {
+        "version": _STATE_VERSION,
+        "name": name,
+        "config_hash": config_hash,
+        "initial_design": None,
+        "next_index": 0,
+        "asks": 0,
+        "pending": {},
+        "retries": {},
+        "elapsed_s": 0.0,
+        "sessions": 0,
+        "mlflow": {},
+        "unlogged": [],
+        "proposal": None,
+        "finished": [],
+    }
+
+
+def rebuild_meta(runs: list[RunEntry], *, config_hash: str, name: str = "") -> dict[str, Any]:
+    """A ``state.json`` rebuilt from the finished runs alone (``mixopt search --rebuild-state``).
+
+    Run ids continue after the largest one, the initial design is drawn again from the seed and continues
+    after the initial runs that finished, every run is queued for the MLflow back-fill (which skips runs
+    already logged), and the elapsed time is the span of the runs' own timestamps. Lost: launches that were
+    in flight (they are not re-run) and retry counts.
+    """
+    meta = _fresh_meta(config_hash, name)
+    ids = [r.run_id for r in runs]
+    ends = [r.finished_at for r in runs if r.finished_at]
+    starts = [r.finished_at - r.wall_time for r in runs if r.finished_at]
+    meta.update(
+        next_index=_next_index(ids), init_next=sum(r.source == "init" for r in runs),
+        asks=sum(r.source == "ask" for r in runs), finished=ids, unlogged=list(ids),
+        verified=[[round(float(w), 6) for w in r.weights.values()] for r in runs if r.source == "verify"],
+        elapsed_s=float(max(ends) - min(starts)) if ends else 0.0, rebuilt_at=time.time(),
+    )
+    return meta
+
+
+def _missing_state(job_dir: Path, runs: list[RunEntry]) -> str:
+    return (f"{job_dir / STATE_FILE} is missing but {RUNS_FILE} holds {len(runs)} finished run(s); run "
+            "`mixopt search JOB --rebuild-state` to rebuild it from them (no run is re-run), or move the job "
+            "folder away to start afresh")
+
+
+def _reconcile(job_dir: Path, runs: list[RunEntry], meta: dict, torn: bool) -> str | None:
+    """Check ``state.json`` (``meta``, updated in place) against the runs read from ``runs.jsonl``.
+
+    Every run ``meta["finished"]`` lists must be in the file. The one exception is the last run appended
+    when the file's last line is torn: it is pending again (its launch is in ``meta["last_run"]``). Runs in
+    the file that ``meta`` does not list yet (appended just before a crash) are added. Returns a note when a
+    run was re-queued; raises MixoptError naming the missing runs and the fix otherwise.
+    """
+    ids = [r.run_id for r in runs]
+    have = set(ids)
+    if "finished" not in meta:  # a state.json from before this check: trust the file
+        meta["finished"] = list(ids)
+    missing = [rid for rid in meta["finished"] if rid not in have]
+    last = meta.get("last_run") or {}
+    note = None
+    if torn and missing == [last.get("run_id")]:
+        rid = missing.pop()
+        meta["finished"].remove(rid)
+        meta["pending"][rid] = last
+        meta["unlogged"] = [u for u in meta.get("unlogged", []) if u != rid]
+        note = f"{rid}'s line in {RUNS_FILE} was torn: it is pending again and re-runs with the same seed"
+    if missing:
+        path = job_dir / RUNS_FILE
+        shown = ", ".join(missing[:3]) + ("..." if len(missing) > 3 else "")
+        where = "is missing" if not path.exists() else f"lacks {len(missing)} of them ({shown})"
+        raise MixoptError(f"{path}: state.json records {len(meta['finished'])} finished run(s) but the file {where}; "
+                          "restore it from a backup (nothing was changed; to start the job afresh, move the job "
+                          "folder away)")
+    listed = set(meta["finished"])
+    meta["finished"] += [rid for rid in ids if rid not in listed]
+    for rid in have:  # a run appended just before a crash may still be listed as pending: it is finished
+        meta["pending"].pop(rid, None)
+    meta["next_index"] = max(int(meta.get("next_index", 0)), _next_index(list(have) + list(meta["pending"])))
+    return note
 
 
 def best_run(runs: list[RunEntry], fidelity: int | None = None) -> RunEntry | None:
@@ -186,51 +300,55 @@ class JobState:
 
     # --- opening ------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, job_dir: str | Path, *, config_hash: str, name: str = "", objective=None) -> JobState:
-        """Create the job directory or resume it. Raises ConfigError if the saved config hash differs."""
+    def open(cls, job_dir: str | Path, *, config_hash: str, name: str = "", objective=None,
+             rebuild: bool = False) -> JobState:
+        """Create the job directory or resume it, after checking ``state.json`` against ``runs.jsonl``.
+
+        Raises ConfigError if the saved config hash differs, MixoptError (one line, with the fix) when the
+        two files disagree. ``rebuild``: rebuild a missing ``state.json`` from the runs (see
+        :func:`rebuild_meta`) instead of refusing.
+        """
         job_dir = Path(job_dir)
-        job_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            job_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise MixoptError(f"{job_dir}: cannot create the job folder ({e.strerror}: {e.filename})") from None
         meta = cls._read_meta(job_dir)
+        runs, torn = _read_runs(job_dir / RUNS_FILE)
         if meta is None:
-            meta = {
-                "version": _STATE_VERSION,
-                "name": name,
-                "config_hash": config_hash,
-                "initial_design": None,
-                "next_index": 0,
-                "asks": 0,
-                "pending": {},
-                "retries": {},
-                "elapsed_s": 0.0,
-                "sessions": 0,
-                "mlflow": {},
-                "unlogged": [],
-                "proposal": None,
-            }
+            if runs and not rebuild:
+                raise MixoptError(_missing_state(job_dir, runs))
+            meta = rebuild_meta(runs, config_hash=config_hash, name=name) if runs else _fresh_meta(config_hash, name)
+            if runs:
+                log.warning("%s: rebuilt state.json from %d finished run(s) in runs.jsonl", job_dir, len(runs))
         elif meta.get("config_hash") != config_hash:
             raise ConfigError(
                 f"{job_dir}: job exists with a different data/tokenizer/proxy/seed config "
                 f"(hash {meta.get('config_hash')} != {config_hash}); use a new job name or restore the config"
             )
-        runs = read_runs(job_dir / RUNS_FILE, repair=True)
+        note = _reconcile(job_dir, runs, meta, torn)
+        if torn:
+            _cut_torn_tail(job_dir / RUNS_FILE)
+        if note:
+            log.warning("%s: %s", job_dir, note)
         st = cls(job_dir, runs, meta)
         st.apply_objective(objective)
-        done = {r.run_id for r in runs}
-        # A run appended just before a crash may still be listed as pending: it is finished.
-        for rid in list(st.meta["pending"]):
-            if rid in done:
-                del st.meta["pending"][rid]
         st.save()
         return st
 
     @classmethod
     def load(cls, job_dir: str | Path, objective=None) -> JobState:
-        """Open an existing job read-only-ish (for status/report); MixoptError if there is none."""
+        """Open an existing job read-only (for status/report): the same checks as :meth:`open`, nothing
+        written; MixoptError if there is no job."""
         job_dir = Path(job_dir)
         meta = cls._read_meta(job_dir)
+        runs, torn = _read_runs(job_dir / RUNS_FILE)
         if meta is None:
+            if runs:
+                raise MixoptError(_missing_state(job_dir, runs))
             raise MixoptError(f"{job_dir}: no search job here yet (run `mixopt search` first)")
-        st = cls(job_dir, read_runs(job_dir / RUNS_FILE), meta)
+        _reconcile(job_dir, runs, meta, torn)
+        st = cls(job_dir, runs, meta)
         st.apply_objective(objective)
         return st
 
@@ -260,9 +378,14 @@ class JobState:
         if not p.exists():
             return None
         try:
-            return json.loads(p.read_text())
-        except json.JSONDecodeError as e:
-            raise MixoptError(f"{p}: unreadable ({e}); the file is only ever replaced atomically") from None
+            meta = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+            raise MixoptError(f"{p}: unreadable ({str(e).splitlines()[0]}); restore it from a backup, or move it "
+                              "away and run `mixopt search JOB --rebuild-state`") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("pending"), dict):
+            raise MixoptError(f"{p}: not a job state file; restore it from a backup, or move it away and run "
+                              "`mixopt search JOB --rebuild-state`")
+        return meta
 
     # --- writing ------------------------------------------------------------------------------------
     def save(self) -> None:
@@ -307,8 +430,13 @@ class JobState:
                 f.flush()
                 os.fsync(f.fileno())
             self.runs.append(entry)
-            self.meta["pending"].pop(entry.run_id, None)
+            launch = self.meta["pending"].pop(entry.run_id, None)
             self.meta["retries"].pop(entry.run_id, None)
+            self.meta.setdefault("finished", []).append(entry.run_id)
+            # the launch of the last line: if that line is ever torn, it is re-queued from here
+            self.meta["last_run"] = launch or asdict(Launch(entry.run_id, entry.weights, entry.fidelity,
+                                                            entry.preset, entry.tokens, entry.seed, entry.source,
+                                                            entry.flops))
             if entry.run_id not in self.meta["unlogged"]:
                 self.meta["unlogged"].append(entry.run_id)
             self.save()

@@ -90,8 +90,8 @@ def test_fixed_tokenizer_only_changed_domain_is_redone(small_cfg, small_corpus, 
 
 def test_failure_midway_leaves_no_half_shard_and_no_manifest_claim(small_cfg, small_corpus):
     small_cfg.tokenizer.path = str(prepare_data(small_cfg, progress=False).tokenizer_path)
-    ws = small_cfg.data_dir
     small_cfg.data.val_tokens = 200  # every domain needs work again
+    ws = small_cfg.data_dir  # the data folder of this configuration (sources, tokenizer, val_tokens)
     good = small_corpus["animals"].read_text()
     small_corpus["animals"].write_text(good + '{"body": "unterminated\n')  # the last domain fails
     with pytest.raises(DataError, match=r"'animals'.*animals.jsonl:\d+"):
@@ -196,3 +196,21 @@ def test_split_point_takes_whole_trailing_documents_or_cuts_a_huge_one():
     assert split_point(np.array([5000]), 300, "d") == (4700, 1)  # one long doc: cut the last 300 tokens
     with pytest.raises(DataError, match="domain 'd': only 500 tokens"):
         split_point(np.array([250, 250]), 300, "d")
+
+
+def test_jobs_with_different_sources_in_one_workspace_keep_their_own_shards(small_cfg, small_corpus, write_jsonl,
+                                                                              sentences, tmp_path):
+    from mixopt.search.plan import plan_job
+
+    first = prepare_data(small_cfg, progress=False)
+    counts = {d: len(first.train[d]) for d in first.domains}
+    before = _shard_stats(first.data_dir)
+    other = small_cfg.model_copy(deep=True)  # a second job: same workspace, one different domain source
+    other.domains["greek"].path = str(write_jsonl(tmp_path / "src" / "greek2.jsonl", sentences(9, 90)))
+    assert other.data_dir != small_cfg.data_dir and other.data_dir.parent == small_cfg.data_dir.parent
+    second = prepare_data(other, progress=False)
+    assert set(second.work.values()) == {"prepared"}
+    assert _shard_stats(first.data_dir) == before  # the first job's shards were not touched
+    plan = plan_job(small_cfg)  # and its plan still finds them, with the same counts
+    assert plan["prepared"] and {r["domain"]: r["train_tokens"] for r in plan["domains"]} == counts
+    assert prepare_data(small_cfg, progress=False).work == dict.fromkeys(counts, "up to date")

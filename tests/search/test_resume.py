@@ -50,6 +50,7 @@ def test_sigkilled_driver_resumes_without_losing_or_rerunning(ray_cluster, tiny_
     assert runs_file.read_bytes().startswith(before_bytes)  # finished runs untouched
     by_id = {r.run_id: r for r in after}
     for rid, launch in pending.items():  # in-flight launches were re-run with the same mixture and seed
-        assert rid not in before
+        if rid in before:  # killed between its append and the state.json update: finished, and not re-run
+            continue       # (the ids above are unique); a loaded machine widens that window
         assert by_id[rid].seed == launch["seed"] and by_id[rid].weights == launch["weights"]
     assert "proposal" in done.stdout

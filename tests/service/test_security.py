@@ -17,7 +17,9 @@ from mixopt.security import (
     check_relative,
     ensure_within,
     is_loopback,
+    redact_uri,
     safe_join,
+    split_credentials,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +63,24 @@ def test_symlink_escape_is_caught(tmp_path):
     with pytest.raises(UnsafePathError):
         ensure_within(root, outside / "x")
     assert ensure_within(root, root / "jobs" / "x") == (root / "jobs" / "x").resolve()
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("http://alice:s3cret@mlflow:5000/", "http://***@mlflow:5000/"),
+    ("https://tok3n@host/api?token=abc&x=1&api_key=k", "https://***@host/api?token=***&x=1&api_key=***"),
+    ("postgresql://u:p@db:5432/mlflow", "postgresql://***@db:5432/mlflow"),
+    ("failed: POST http://u:p@h:1/api/2.0/runs (refused)", "failed: POST http://***@h:1/api/2.0/runs (refused)"),
+    ("sqlite:////srv/ws/mlflow.db", "sqlite:////srv/ws/mlflow.db"),
+    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ("mail me: user@example.com", "mail me: user@example.com"),
+])
+def test_credentials_in_uris_are_redacted(text, shown):
+    assert redact_uri(text) == shown
+
+
+def test_split_credentials_decodes_and_keeps_the_rest():
+    assert split_credentials("http://al%40ce:p%3Ass@h:5000/x?y=1") == ("http://h:5000/x?y=1", "al@ce", "p:ss")
+    assert split_credentials("http://h:5000") == ("http://h:5000", None, None)
 
 
 def test_check_relative_is_textual():
