@@ -1,18 +1,28 @@
 """Benchmark the online mixers on synthetic domains whose entropy is known, so excess loss is exact.
 
-Four domains over disjoint 16-token alphabets (one shared model and vocabulary of 64):
-  easy   -- order-1 Markov chain, peaked rows (Dirichlet 0.1)
-  medium -- order-2 Markov chain (Dirichlet 0.3)
-  hard   -- order-3 Markov chain, 4096 contexts (Dirichlet 0.5): data-hungry
-  noise  -- i.i.d. uniform: unlearnable, entropy ln 16
+Each domain is a Markov chain over its own 8-symbol alphabet (one shared model and vocabulary): order 0
+is i.i.d. uniform noise (unlearnable, entropy ln 8), order m > 0 draws each context's next-symbol
+distribution from Dirichlet(conc) (higher order = more contexts = more data-hungry). Four settings:
+
+  base      easy (order 1, conc 0.1), medium (2, 0.3), hard (3, 0.3), noise; 300 steps
+  balanced  four order-2 chains of equal difficulty (conc 0.3): stratified is close to the best mixture
+  many      eight domains: two easy, two medium, two hard, two noise; 300 steps
+  long      the base domains for 600 steps (the easy domains saturate; the hard one keeps learning)
+
 Held-out excess loss = model cross-entropy minus the true conditional entropy of the very same held-out
-tokens (-log P_true(x_t | context)), averaged over positions t >= 4.
+tokens (-log P_true(x_t | context)), averaged over positions t >= 4 and over domains.
 
-Every method trains the same tiny window-MLP language model (context 4) for a fixed number of steps with a
-cosine-decaying LR, through :class:`mixopt.online.OnlineMixing` (per-sequence training losses, update
-every ``--update-every`` steps). Seeds are paired: seed s gives every method the same init and data pools.
+Every method trains the same tiny window-MLP language model (context 4) with a cosine-decaying LR through
+:class:`mixopt.online.OnlineMixing` (per-sequence training losses, update every ``--update-every`` steps).
+Seeds are paired: seed s gives every method the same init and data pools. Seeds 0-4 tune, 5-9 report.
 
-    python experiments/bench_online.py --seeds 5 --steps 300
+Search-informed methods: once per setting, a "proxy search" trains 8 static mixtures (uniform + 7 seeded
+Dirichlet draws) on search seed 1000 (not a tuning or test seed) and picks the best; ``static:search``
+trains that mixture, ``<mixer>+ref`` runs the mixer from it with ``reference=`` the per-domain power laws
+fitted to its held-out curve. The search is cached in ``--out``.
+
+    python experiments/bench_online.py --seeds 5 --seed-offset 5          # the report (held-out seeds)
+    python experiments/bench_online.py --settings base --methods stratified,ado,'ado@{"s": 0}'
 """
 
 from __future__ import annotations
@@ -20,19 +30,29 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from mixopt.online import OnlineMixing, make_mixer, per_sequence_loss
+from mixopt.online.power_law import fit_power_law
 
-DOMAINS = ["easy", "medium", "hard", "noise"]
 ALPHA = 8  # symbols per domain
-V = ALPHA * len(DOMAINS)
 CTX = 4
-SPEC = {"easy": (1, 0.1), "medium": (2, 0.3), "hard": (3, 0.3), "noise": (0, None)}
+BASE = [("easy", 1, 0.1), ("medium", 2, 0.3), ("hard", 3, 0.3), ("noise", 0, None)]
+SETTINGS = {
+    "base": (BASE, 300),
+    "balanced": ([("a", 2, 0.3), ("b", 2, 0.3), ("c", 2, 0.3), ("d", 2, 0.3)], 300),
+    "many": ([("easy", 1, 0.1), ("easy2", 1, 0.2), ("medium", 2, 0.3), ("medium2", 2, 0.5), ("hard", 3, 0.3),
+              ("hard2", 3, 0.5), ("noise", 0, None), ("noise2", 0, None)], 300),
+    "long": (BASE, 600),
+}
+SEARCH_SEED = 1000
+METHODS = "stratified,static:search,odm,exp3,aioli,progress,ado,default+ref"
 
 
 class Domain:
@@ -64,14 +84,15 @@ class Domain:
 class WindowLM(nn.Module):
     """Predict token t from tokens t-4..t-1 (PAD before the start): embeddings -> MLP -> logits."""
 
-    def __init__(self, d: int = 24, hidden: int = 192):
+    def __init__(self, vocab: int, d: int = 24, hidden: int = 192):
         super().__init__()
-        self.emb = nn.Embedding(V + 1, d)
-        self.mlp = nn.Sequential(nn.Linear(CTX * d, hidden), nn.GELU(), nn.Linear(hidden, V))
+        self.vocab = vocab
+        self.emb = nn.Embedding(vocab + 1, d)
+        self.mlp = nn.Sequential(nn.Linear(CTX * d, hidden), nn.GELU(), nn.Linear(hidden, vocab))
 
     def forward(self, x_BT: torch.Tensor) -> torch.Tensor:
         b, t = x_BT.shape
-        pad = torch.full((b, CTX), V, dtype=x_BT.dtype)
+        pad = torch.full((b, CTX), self.vocab, dtype=x_BT.dtype)
         win = torch.cat([pad, x_BT[:, :-1]], 1).unfold(1, CTX, 1)  # (B, T, CTX): tokens before t
         return self.mlp(self.emb(win).reshape(b, t, -1))  # (B, T, V)
 
@@ -79,9 +100,8 @@ class WindowLM(nn.Module):
 class PoolSampler:
     """Draws sequences from pre-generated per-domain pools, domains chosen by ``weights`` (seeded)."""
 
-    def __init__(self, pools: list[np.ndarray], batch_size: int, seed: int):
-        self.pools, self.batch_size = pools, batch_size
-        self.domains = list(DOMAINS)
+    def __init__(self, pools: list[np.ndarray], domains: list[str], batch_size: int, seed: int):
+        self.pools, self.domains, self.batch_size = pools, domains, batch_size
         self.weights = np.full(len(pools), 1.0 / len(pools))
         self.rng = np.random.default_rng(seed)
         self.next_row = np.zeros(len(pools), dtype=np.int64)
@@ -98,48 +118,52 @@ class PoolSampler:
         return torch.from_numpy(np.stack(rows)), torch.from_numpy(dom)
 
 
-def make_data(seed: int, n_train: int, n_val: int, seq: int):
-    table_rng = np.random.default_rng(1234)  # the domains themselves are fixed across seeds
-    doms = [Domain(i, *SPEC[d], table_rng) for i, d in enumerate(DOMAINS)]
+def make_data(setting: str, seed: int, n_train: int, n_val: int, seq: int):
+    spec = SETTINGS[setting][0]
+    table_rng = np.random.default_rng(1234 + (0 if spec is BASE else sorted(SETTINGS).index(setting)))
+    doms = [Domain(i, order, conc, table_rng) for i, (_, order, conc) in enumerate(spec)]
     rng = np.random.default_rng(seed)
     train = [d.sample(n_train, seq, rng)[0] for d in doms]
     val = [d.sample(n_val, seq, np.random.default_rng(10_000 + i)) for i, d in enumerate(doms)]
     return train, val
 
 
-def excess(model: nn.Module, val, raw: bool = False) -> np.ndarray:
-    """``(k,)`` held-out excess loss (nats/token); the model's cross-entropy itself when ``raw``."""
-    out = []
+def evaluate(model: WindowLM, val) -> tuple[np.ndarray, np.ndarray]:
+    """``(excess (k,), cross-entropy (k,))`` on the held-out sequences, positions >= CTX (nats/token)."""
+    ex, ce_out = [], []
     with torch.no_grad():
         for x, nll in val:
             xt = torch.from_numpy(x)
             logits = model(xt)
-            ce = torch.nn.functional.cross_entropy(logits.reshape(-1, V), xt.reshape(-1), reduction="none")
-            ce = ce.view(x.shape)[:, CTX:].numpy()
-            out.append(float(ce.mean() - (0.0 if raw else nll[:, CTX:].mean())))
-    return np.array(out)
+            ce = nn.functional.cross_entropy(logits.reshape(-1, model.vocab), xt.reshape(-1), reduction="none")
+            ce = float(ce.view(x.shape)[:, CTX:].mean())
+            ce_out.append(ce)
+            ex.append(ce - float(nll[:, CTX:].mean()))
+    return np.array(ex), np.array(ce_out)
 
 
-def train(method: str, weights, seed: int, args, train_pools, val, reference=None) -> dict:
+def train(setting: str, name: str, params: dict, weights, seed: int, args, pools, val,
+          curve_points: int = 0) -> dict:
+    """One run; ``curve_points`` > 0 also records the held-out cross-entropy at that many steps."""
+    spec, steps = SETTINGS[setting]
+    domains = [d for d, _, _ in spec]
     torch.manual_seed(seed)
-    model = WindowLM()
+    model = WindowLM(ALPHA * len(domains))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / args.steps, 1.0))))
-    params = dict(args.default_params) if method == "default" else {}
-    if reference is not None:
-        params["reference_loss"] = reference
-    mixer = make_mixer(method, DOMAINS, initial_weights=weights, seed=seed, **params)
-    sampler = PoolSampler(train_pools, args.batch, seed)
+        opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+    mixer = make_mixer(name, domains, initial_weights=weights, seed=seed, **params)
+    sampler = PoolSampler(pools, domains, args.batch, seed)
     mixing = OnlineMixing(mixer, sampler, update_every=args.update_every)
-    upd_time, n_upd = 0.0, 0
-    t0 = time.perf_counter()
-    for step in range(1, args.steps + 1):
+    points = set(np.unique(np.geomspace(steps / 10, steps, curve_points).round().astype(int))) if curve_points else set()
+    curve = []
+    mix_s, n_upd, t0 = 0.0, 0, time.perf_counter()
+    for step in range(1, steps + 1):
         tokens, dom = sampler.next_batch()
         logits = model(tokens)
-        loss_tok = torch.nn.functional.cross_entropy(logits.reshape(-1, V), tokens.reshape(-1))
+        loss = nn.functional.cross_entropy(logits.reshape(-1, model.vocab), tokens.reshape(-1))
         opt.zero_grad()
-        loss_tok.backward()
+        loss.backward()
         opt.step()
         sched.step()
         loss_seq, n_tok = per_sequence_loss(logits[:, CTX:], tokens[:, CTX:])
@@ -147,135 +171,153 @@ def train(method: str, weights, seed: int, args, train_pools, val, reference=Non
         mixing.observe(loss_seq, dom, n_tok)
         if mixing.step(step) is not None:
             n_upd += 1
-        upd_time += time.perf_counter() - u0
-    wall = time.perf_counter() - t0
-    return {"excess": excess(model, val), "val_loss": excess(model, val, raw=True), "weights": np.array([w for _, w in mixing.history]),
-            "mix_s": upd_time, "wall_s": wall, "n_upd": n_upd}
+        mix_s += time.perf_counter() - u0
+        if step in points:
+            curve.append((step * args.batch * (args.seq - CTX), evaluate(model, val)[1]))
+    ex, ce = evaluate(model, val)
+    return {"excess": ex, "val_loss": ce, "weights": np.array([w for _, w in mixing.history]), "curve": curve,
+            "mix_s": mix_s, "wall_s": time.perf_counter() - t0, "steps": steps, "n_upd": n_upd}
 
 
-def demo(args) -> None:
-    """The same comparison on the demo corpus with the CPU-tiny dense proxy (held-out loss, nats/token)."""
-    import tempfile
+def search(setting: str, args) -> dict:
+    """The setting's "proxy search" on SEARCH_SEED (cached): best of 8 static mixtures + its fitted curves."""
+    spec, steps = SETTINGS[setting]
+    domains = [d for d, _, _ in spec]
+    path = Path(args.out) / f"search-{setting}-s{steps}-b{args.batch}-u{args.update_every}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    k = len(domains)
+    rng = np.random.default_rng(SEARCH_SEED + k)
+    cands = [np.full(k, 1.0 / k)] + [rng.dirichlet(np.ones(k)) for _ in range(7)]
+    pools, val = make_data(setting, SEARCH_SEED, steps * args.batch + 1, 64, args.seq)
+    runs = [train(setting, "static", {}, w, SEARCH_SEED, args, pools, val, curve_points=8) for w in cands]
+    best = int(np.argmin([r["excess"].mean() for r in runs]))
+    n = np.array([c[0] for c in runs[best]["curve"]])
+    law = fit_power_law(n, np.stack([c[1] for c in runs[best]["curve"]])).as_tokens()
+    out = {"weights": cands[best].tolist(), "excess": [float(r["excess"].mean()) for r in runs],
+           "reference": {d: [float(law["E"][i]), float(law["B"][i]), float(law["beta"][i])]
+                         for i, d in enumerate(domains)}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=1))
+    print(f"[{setting}] search: best static {np.round(cands[best], 2).tolist()} (excess {min(out['excess']):.4f}; "
+          f"uniform {out['excess'][0]:.4f})", flush=True)
+    return out
 
-    from mixopt.config import load_job_config
-    from mixopt.data import MixtureSampler, build_demo_corpus, prepare_data
-    from mixopt.proxies import ProxyConfig, build_model, evaluate
 
-    work = tempfile.mkdtemp(prefix="bench_online_demo_")
-    build_demo_corpus(work, seed=0)
-    cfg = load_job_config(f"{work}/job.yaml")
-    cfg.workspace, cfg.tokenizer.vocab_size = f"{work}/ws", 512
-    data = prepare_data(cfg, progress=False)
-    val = data.val_sequences(args.seq, 8192)
-    methods = args.methods.split(",")
-    res: dict[str, list[np.ndarray]] = {m: [] for m in methods}
-    for seed in range(args.seed_offset, args.seed_offset + args.seeds):
-        for m in methods:
-            torch.manual_seed(seed)
-            model = build_model(ProxyConfig.preset("dense-tiny").with_vocab(data.vocab_size))
-            opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0)
-            sched = torch.optim.lr_scheduler.LambdaLR(
-                opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / args.steps, 1.0))))
-            sampler = MixtureSampler(data, np.full(len(data.domains), 1 / len(data.domains)), seq_len=args.seq,
-                                     batch_size=args.batch, seed=seed)
-            params = dict(args.default_params) if m == "default" else {}
-            # Every mixer starts from uniform, like stratified (the demo's token-share prior has 27% noise).
-            mixing = OnlineMixing(make_mixer(m, data.domains, seed=seed, **params), sampler,
-                                  update_every=args.update_every)
-            for step in range(1, args.steps + 1):
-                tokens, dom = sampler.next_batch()
-                logits = model(tokens[:, :-1]).logits_BTV
-                loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens[:, 1:].flatten())
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                seq_loss, n_tok = per_sequence_loss(logits, tokens[:, 1:])
-                mixing.observe(seq_loss, dom, n_tok)
-                mixing.step(step)
-            ev = evaluate(model, val, 32)
-            res[m].append(np.array([ev[d] for d in data.domains]))
-            print(f"seed {seed} {m}: " + " ".join(f"{d}={ev[d]:.3f}" for d in data.domains)
-                  + "  final w " + " ".join(f"{x:.2f}" for x in mixing.history[-1][1]), flush=True)
-    base = np.array([r.mean() for r in res[methods[0]]])
-    print(f"\ndemo corpus, dense-tiny, {args.steps} steps x {args.batch} x {args.seq}, all mixers start uniform; "
-          f"domains {data.domains}")
-    for m in methods:
-        avg = np.array([r.mean() for r in res[m]])
-        d = avg - base
-        se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
-        print(f"{m:12s} mean val loss {avg.mean():.4f}  diff vs {methods[0]} {d.mean():+.4f} (2se {2 * se:.4f})  "
-              + " ".join(f"{x:.3f}" for x in np.mean(res[m], axis=0)))
+def parse_method(spec: str, default: str) -> tuple[str, dict, bool]:
+    """``"ado@{json}+ref"`` -> ("ado", {...}, True); ``"default"`` resolves to ``default``."""
+    ref = spec.endswith("+ref")
+    body = spec[: -len("+ref")] if ref else spec
+    name, _, js = body.partition("@")
+    params = json.loads(js) if js else {}
+    if name == "default":
+        name = default
+    return name, params, ref
+
+
+def dense_tiny_step_s(n: int = 12) -> float:
+    """Median seconds of one dense-tiny proxy training step (16 x 128 tokens, vocab 512), this process."""
+    from mixopt.proxies import ProxyConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ProxyConfig.preset("dense-tiny").with_vocab(512))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randint(0, 512, (16, 129))
+    times = []
+    for i in range(n + 2):
+        t0 = time.perf_counter()
+        logits = model(x[:, :-1]).logits_BTV
+        loss = nn.functional.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--seed-offset", type=int, default=0, help="first seed (5 = seeds not used for tuning)")
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--settings", default=",".join(SETTINGS))
+    ap.add_argument("--methods", default=METHODS,
+                    help="comma list; name[@{json params}][+ref]; 'static:search' = the search's mixture")
+    ap.add_argument("--default", default="progress", help="the mixer 'default' stands for in --methods")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--update-every", type=int, default=10)
-    ap.add_argument("--methods", default="stratified,static,odm,exp3,aioli,default,default+ref")
-    ap.add_argument("--default-params", type=json.loads, default={},
-                    help='JSON overrides for the default mixer, e.g. \'{"temperature": 3}\'')
-    ap.add_argument("--demo", action="store_true", help="demo corpus + dense-tiny proxy instead of synthetic")
+    ap.add_argument("--out", default="experiments/out/online-synth")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if args.demo:
-        return demo(args)
-    statics = {"static[.1,.3,.5,.1]": [0.1, 0.3, 0.5, 0.1], "static[.1,.2,.6,.1]": [0.1, 0.2, 0.6, 0.1],
-               "static[.2,.3,.4,.1]": [0.2, 0.3, 0.4, 0.1]}
-    runs: list[tuple[str, str, dict | None]] = []
-    for m in args.methods.split(","):
-        if m == "static":
-            runs += [(name, "static", w) for name, w in statics.items()]
-        elif m == "default+ref":  # reference losses = the stratified run's held-out losses (DoReMi-style)
-            runs.append((m, "default", "ref"))
-        else:
-            runs.append((m, m, None))
-    res: dict[str, list[dict]] = {name: [] for name, _, _ in runs}
-    n_seq = args.steps * args.batch + 1
-    for seed in range(args.seed_offset, args.seed_offset + args.seeds):
-        pools, val = make_data(seed, n_seq, 64, args.seq)
-        for name, method, w in runs:
-            if w == "ref":
-                ref = res["stratified"][-1]["val_loss"]
-                res[name].append(train(method, None, seed, args, pools, val, reference=ref))
-            else:
-                res[name].append(train(method, w, seed, args, pools, val))
-        print(f"seed {seed} done", flush=True)
-    avg = {n: np.array([r["excess"].mean() for r in rs]) for n, rs in res.items()}
-    base = avg["stratified"]
-    static_names = [n for n in res if n.startswith("static[")]
-    best_static = min(static_names, key=lambda n: avg[n].mean()) if static_names else None
-    print(f"\n{args.seeds} paired seeds, {args.steps} steps x {args.batch} seqs x {args.seq} tokens, "
-          f"update every {args.update_every} steps")
-    print(f"{'method':22s} {'avg excess':>11s} {'ratio vs strat':>15s} {'paired diff (2se)':>18s}  "
-          + " ".join(f"{d:>7s}" for d in DOMAINS) + "   final weights (mean over seeds)")
-    for n, rs in res.items():
-        ratio = avg[n] / base
-        diff = avg[n] - base
-        se = diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else float("nan")
-        per = np.mean([r["excess"] for r in rs], axis=0)
-        wf = np.mean([r["weights"][-1] for r in rs], axis=0)
-        tag = " (best static)" if n == best_static else ""
-        print(f"{n + tag:22s} {avg[n].mean():11.4f} {ratio.mean():15.3f} {diff.mean():+9.4f} ({2 * se:.4f}) "
-              + " ".join(f"{x:7.4f}" for x in per) + "   " + " ".join(f"{x:.2f}" for x in wf))
-    if "default" in res:
-        rs = res["default"]
-        us = 1e6 * sum(r["mix_s"] for r in rs) / max(1, sum(args.steps for _ in rs))
-        upd = 1e6 * sum(r["mix_s"] for r in rs) / max(1, sum(r["n_upd"] for r in rs))
-        share = sum(r["mix_s"] for r in rs) / sum(r["wall_s"] for r in rs)
-        print(f"\ndefault mixer overhead: {us:.1f} us/step (observe+step), {upd:.0f} us per update interval, "
-              f"{100 * share:.2f}% of step time")
-    mixer = make_mixer("default", DOMAINS)
-    rng = np.random.default_rng(0)
-    t0 = time.perf_counter()
-    for i in range(2000):
-        mixer.update(i, rng.random(4) * 100, np.full(4, 100.0))
-    print(f"default mixer.update alone: {1e6 * (time.perf_counter() - t0) / 2000:.1f} us")
+    from mixopt.online.base import MIXERS
+
+    default = MIXERS.resolve(args.default)
+    methods = [m for m in re.split(r",(?![^{]*})", args.methods) if m]  # commas inside {json} stay
+    settings = [s for s in args.settings.split(",") if s]
+    results: dict[str, dict[str, list[dict]]] = {s: {m: [] for m in methods} for s in settings}
+    t_start = time.perf_counter()
+    for setting in settings:
+        spec, steps = SETTINGS[setting]
+        found = search(setting, args) if any(m.endswith("+ref") or m == "static:search" for m in methods) else None
+        for seed in range(args.seed_offset, args.seed_offset + args.seeds):
+            pools, val = make_data(setting, seed, steps * args.batch + 1, 64, args.seq)
+            for m in methods:
+                if m == "static:search":
+                    r = train(setting, "static", {}, found["weights"], seed, args, pools, val)
+                else:
+                    name, params, ref = parse_method(m, default)
+                    w = None
+                    if ref:
+                        params, w = {**params, "reference": found["reference"]}, found["weights"]
+                    r = train(setting, name, params, w, seed, args, pools, val)
+                results[setting][m].append(r)
+            print(f"[{setting}] seed {seed} done ({time.perf_counter() - t_start:.0f} s)", flush=True)
+    report(results, settings, methods, args)
+
+
+def report(results, settings, methods, args) -> None:
+    summary: dict[str, dict[str, float]] = {m: {} for m in methods}
+    for setting in settings:
+        spec, steps = SETTINGS[setting]
+        doms = [d for d, _, _ in spec]
+        res = results[setting]
+        base = np.array([r["excess"].mean() for r in res["stratified"]]) if "stratified" in res else None
+        print(f"\n[{setting}] {args.seeds} paired seeds from {args.seed_offset}, {steps} steps x {args.batch} seqs x "
+              f"{args.seq} tokens, update every {args.update_every}")
+        print(f"{'method':28s} {'avg excess':>10s} {'vs strat':>8s} {'diff (2se)':>18s}  "
+              + " ".join(f"{d[:7]:>7s}" for d in doms) + "  mean weights")
+        for m, rs in res.items():
+            avg = np.array([r["excess"].mean() for r in rs])
+            ratio = avg.mean() / base.mean() if base is not None else float("nan")
+            diff = avg - base if base is not None else np.full_like(avg, np.nan)
+            se = diff.std(ddof=1) / math.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+            summary[m][setting] = ratio
+            per = np.mean([r["excess"] for r in rs], axis=0)
+            wf = np.mean([r["weights"].mean(axis=0) for r in rs], axis=0)  # mean over the run (probes too)
+            print(f"{m[:28]:28s} {avg.mean():10.4f} {ratio:8.3f} {diff.mean():+9.4f} ({2 * se:.4f})  "
+                  + " ".join(f"{x:7.4f}" for x in per) + "  " + " ".join(f"{x:.2f}" for x in wf))
+    print(f"\nexcess loss relative to stratified (ratio of means; < 1 is better), seeds {args.seed_offset}-"
+          f"{args.seed_offset + args.seeds - 1}")
+    print(f"{'method':28s} " + " ".join(f"{s:>9s}" for s in settings) + f" {'mean':>9s} {'worst':>9s}")
+    for m in methods:
+        vals = [summary[m][s] for s in settings]
+        print(f"{m[:28]:28s} " + " ".join(f"{v:9.3f}" for v in vals) + f" {np.mean(vals):9.3f} {max(vals):9.3f}")
+    step_s = dense_tiny_step_s()
+    print(f"\noverhead per training step (OnlineMixing.observe + step, update every {args.update_every}); "
+          f"dense-tiny proxy step (16 x 128 tokens) measured now: {1e3 * step_s:.1f} ms")
+    for m in methods:
+        rs = [r for s in settings for r in results[s][m]]
+        us = 1e6 * sum(r["mix_s"] for r in rs) / sum(r["steps"] for r in rs)
+        print(f"{m[:28]:28s} {us:8.1f} us/step = {100 * us * 1e-6 / step_s:.3f}% of a dense-tiny step")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dump = {"args": vars(args), "ratio_vs_stratified": summary, "dense_tiny_step_s": step_s,
+            "excess": {s: {m: [r["excess"].tolist() for r in rs] for m, rs in results[s].items()} for s in settings}}
+    name = f"bench-seeds{args.seed_offset}-{args.seed_offset + args.seeds - 1}.json"
+    (out / name).write_text(json.dumps(dump, indent=1))
+    print(f"wrote {out / name}")
 
 
 if __name__ == "__main__":

@@ -40,8 +40,19 @@ class MixerError(MixoptError, ValueError):
 
 MIXERS = Registry("mixer", aliases={"default": "progress", "uniform": "stratified"}, error=MixerError)
 # importing these modules registers the built-in mixers
-MIXERS.load_on_first_use("mixopt.online.aioli", "mixopt.online.odm", "mixopt.online.progress",
-                         "mixopt.online.static")
+MIXERS.load_on_first_use("mixopt.online.ado", "mixopt.online.aioli", "mixopt.online.odm",
+                         "mixopt.online.progress", "mixopt.online.static")
+
+
+def _jsonable(v: Any) -> Any:
+    """``v`` as strict-JSON Python values: arrays to lists, non-finite floats to ``None``."""
+    if isinstance(v, np.ndarray):
+        if v.dtype.kind == "f":
+            return np.where(np.isfinite(v), v, None).tolist()
+        return v.tolist()
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
 
 
 def register_mixer(*names: str) -> Callable[[type[Mixer]], type[Mixer]]:
@@ -112,6 +123,7 @@ class Mixer(ABC):
         prior: ``(k,)`` the initial mixture (uniform when not given).
         min_share: every weight stays ``>= min_share`` (``0 <= k * min_share <= 1``).
         n_updates: number of :meth:`update` calls so far.
+        tokens_seen: total tokens (all domains) behind the losses passed to :meth:`update` so far.
     """
 
     name: ClassVar[str] = "base"
@@ -140,6 +152,7 @@ class Mixer(ABC):
         self._rng = np.random.default_rng(self.seed)
         self._weights = apply_floor(self.prior, self.min_share)
         self.n_updates = 0
+        self.tokens_seen = 0.0
         self._state: dict[str, Any] = {}
 
     @property
@@ -191,6 +204,7 @@ class Mixer(ABC):
         # A diverged step (inf/NaN loss) is treated as "not observed" rather than poisoning the state.
         mean[~np.isfinite(mean)] = np.nan
         self.n_updates += 1
+        self.tokens_seen += float(c.sum())
         w = np.asarray(self._update(int(step), mean, c, e), dtype=np.float64)
         self._weights = apply_floor(w, self.min_share)
         return self.weights
@@ -201,16 +215,18 @@ class Mixer(ABC):
 
     # -- state -----------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue identically, as plain JSON-able Python values."""
+        """Everything needed to continue identically, as plain JSON-able Python values (strict JSON: a NaN
+        statistic, e.g. a domain never observed, is stored as ``null`` and restored as NaN)."""
         arrays = {k: str(v.dtype) for k, v in self._state.items() if isinstance(v, np.ndarray)}
         return {
             "name": self.name,
             "domains": list(self.domains),
             "weights": self._weights.tolist(),
             "n_updates": self.n_updates,
+            "tokens_seen": self.tokens_seen,
             "rng": self._rng.bit_generator.state,
             "arrays": arrays,
-            "state": {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self._state.items()},
+            "state": {k: _jsonable(v) for k, v in self._state.items()},
         }
 
     def load_state_dict(self, sd: Mapping[str, Any]) -> None:
@@ -220,11 +236,30 @@ class Mixer(ABC):
                 f"cannot load state of mixer {sd.get('name')!r} over {sd.get('domains')} into "
                 f"{self.name!r} over {self.domains}"
             )
-        self._weights = np.asarray(sd["weights"], dtype=np.float64).copy()
-        self.n_updates = int(sd["n_updates"])
-        self._rng.bit_generator.state = sd["rng"]
-        arrays = dict(sd.get("arrays", {}))
-        self._state = {k: (np.array(v, dtype=arrays[k]) if k in arrays else v) for k, v in sd["state"].items()}
+        missing = [key for key in ("weights", "n_updates", "rng", "state") if key not in sd]
+        missing += [f"state.{key}" for key in self._state if key not in (sd.get("state") or {})]
+        if missing:
+            raise MixerError(f"cannot load state of mixer {self.name!r}: missing {', '.join(missing)}")
+        try:  # everything parsed first, so a bad state changes nothing
+            weights = np.asarray(sd["weights"], dtype=np.float64).copy()
+            n_updates, tokens_seen = int(sd["n_updates"]), float(sd.get("tokens_seen", 0.0))
+            arrays = dict(sd.get("arrays", {}))
+            state = {k: (np.array(v, dtype=arrays[k]) if k in arrays else v) for k, v in sd["state"].items()}
+            rng = np.random.default_rng()
+            rng.bit_generator.state = sd["rng"]
+        except (TypeError, ValueError, KeyError) as e:
+            raise MixerError(f"cannot load state of mixer {self.name!r}: {type(e).__name__}: {e}") from None
+        if weights.shape != (self.k,):
+            raise MixerError(f"cannot load state of mixer {self.name!r}: {weights.shape[0] if weights.ndim else 0} "
+                             f"weights for {self.k} domains")
+        self._weights, self.n_updates, self.tokens_seen = weights, n_updates, tokens_seen  # (absent: 0, older states)
+        self._rng.bit_generator.state = rng.bit_generator.state
+        self._state = state
+        self._after_load()
+
+    def _after_load(self) -> None:
+        """Hook for subclasses whose helpers hold views into ``self._state`` (re-point them here)."""
+        return None
 
     def __repr__(self) -> str:
         w = ", ".join(f"{d}={x:.3f}" for d, x in zip(self.domains, self._weights, strict=True))

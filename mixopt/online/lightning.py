@@ -71,7 +71,8 @@ class MixingCallback(Callback):
                              "(see mixopt.online.per_sequence_loss)")
         domain_ids = outputs.get("domain_ids", batch[1] if isinstance(batch, (tuple, list)) else None)
         if domain_ids is None:
-            raise MixerError("MixingCallback: return 'domain_ids' from training_step or use (tokens, ids) batches")
+            raise MixerError("MixingCallback: return 'domain_ids' from training_step or use (tokens, ids) "
+                             "batches")
         self.mixing.observe(outputs["seq_loss"], domain_ids, outputs.get("token_counts"))
         # global_step counts optimiser steps; repeated calls within one step are no-ops.
         self.mixing.step(trainer.global_step)

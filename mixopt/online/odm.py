@@ -95,7 +95,8 @@ class Exp3Mixer(Mixer):
         r = self._state["reward"]
         seen = np.isfinite(mean_loss)
         pi = self._weights
-        r[seen] = self.alpha * r[seen] + (1.0 - self.alpha) * np.minimum(mean_loss[seen], _MAX_LOSS) / pi[seen]
+        reward = np.minimum(mean_loss[seen], _MAX_LOSS) / pi[seen]
+        r[seen] = self.alpha * r[seen] + (1.0 - self.alpha) * reward
         eps_prev = exploration_rate(self.n_updates - 1, self.k)
         eps = exploration_rate(self.n_updates, self.k)
         z = eps_prev * r

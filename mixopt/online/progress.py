@@ -7,7 +7,7 @@ has been learned stops being rewarded too. Per domain ``i`` it keeps two exponen
 the mean loss (a fast one ``f_i`` and a slow one ``s_i``) and scores
 
     progress_i = max(s_i - f_i, 0) / share_i          (learning progress per unit of token share)
-    excess_i   = max(f_i - ref_i, 0)                  (when ``reference_loss`` is given instead, nats)
+    lag_i      = max(f_i - ref_i(n), 0)               (with ``reference=`` curves instead, nats)
 
 ``share_i`` is a slow average of domain ``i``'s share of the observed tokens, so the score estimates the
 loss drop *per token* spent on the domain (the marginal return of sampling it), not a rich-get-richer
@@ -16,6 +16,11 @@ reward. The new target is an exponentiated tilt of the prior by the score normal
 part of the way
 (``momentum``), so one noisy interval cannot swing them, and every weight stays ``>= min_share``
 (default ``0.25 / k``). The first ``warmup`` updates keep the prior and do not enter the averages.
+
+``reference=`` takes per-domain reference curves (:mod:`mixopt.online.reference`: power laws
+``{domain: (E, B, beta)}``, flat losses ``{domain: loss}`` or a search's ``proposal.json``); ``ref_i(n)`` is
+the loss domain ``i`` should have after ``n`` total training tokens, so the score rewards the domains that
+lag their curve. ``reference_loss={domain: loss}`` is the older spelling of flat curves.
 
 Scores come from held-out losses when ``eval_loss`` is passed to :meth:`update` (less noisy), else from
 the training-loss sums. Domains not observed in an interval keep their averages.
@@ -28,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from mixopt.online.base import Mixer, MixerError, register_mixer
+from mixopt.online.reference import load_reference
 
 __all__ = ["ProgressMixer"]
 
@@ -43,9 +49,12 @@ class ProgressMixer(Mixer):
         momentum: fraction of the way the weights move to the target each update (0.3).
         warmup: first updates that keep the prior and are not averaged (5): early training is a shared
             transient that would look like progress everywhere.
-        reference_loss: optional per-domain loss floor (dict or ``(k,)``, nats/token), e.g. the proxy
-            search's per-domain losses or a reference run's held-out losses; switches the score to excess
-            loss over it (DoReMi-style, but gentle).
+        reference: optional reference curves (``{domain: (E, B, beta)}`` power laws in total tokens,
+            ``{domain: loss}``, or a path to a search's ``proposal.json``); switches the score to the lag
+            behind them (DoReMi-style, but gentle).
+        reference_tokens: the tokens at which a proposal's targets hold (default: the proposal's own).
+        reference_loss: optional per-domain loss floor (dict or ``(k,)``, nats/token): flat reference
+            curves, e.g. the proxy search's per-domain losses or a reference run's held-out losses.
         per_token: divide progress by the domain's token share (True).
         min_scale: scores below this are treated as noise: the tilt fades toward the prior when every
             score is under it (0.05 nats with ``reference_loss``, else 0).
@@ -77,6 +86,8 @@ class ProgressMixer(Mixer):
         reference_loss: Any = None,
         per_token: bool = True,
         min_scale: float | None = None,
+        reference: Any = None,
+        reference_tokens: float | None = None,
     ):
         k = len(domains)
         super().__init__(domains, initial_weights=initial_weights, seed=seed,
@@ -85,11 +96,14 @@ class ProgressMixer(Mixer):
             raise MixerError(f"need 0 < slow < fast <= 1, got slow={slow}, fast={fast}")
         if temperature < 0 or not (0.0 < momentum <= 1.0) or warmup < 0:
             raise MixerError(
-                f"need temperature >= 0, 0 < momentum <= 1, warmup >= 0; got {temperature}, {momentum}, {warmup}"
+                f"need temperature >= 0, 0 < momentum <= 1, warmup >= 0; got {temperature}, {momentum}, "
+                f"{warmup}"
             )
         self.per_token = bool(per_token)
+        if reference is not None and reference_loss is not None:
+            raise MixerError("pass either reference= or reference_loss=, not both")
         if min_scale is None:
-            min_scale = 0.05 if reference_loss is not None else 0.0
+            min_scale = 0.05 if reference_loss is not None or reference is not None else 0.0
         if min_scale < 0:
             raise MixerError(f"min_scale must be >= 0, got {min_scale}")
         self.min_scale = float(min_scale)
@@ -107,18 +121,28 @@ class ProgressMixer(Mixer):
             if ref.shape != (self.k,) or not np.all(np.isfinite(ref)):
                 raise MixerError(f"reference_loss: expected {self.k} finite losses, got {ref.tolist()}")
             self.reference_loss = ref
+            reference = dict(zip(self.domains, ref.tolist(), strict=True))
+        self.reference = (None if reference is None
+                          else load_reference(reference, self.domains, reference_tokens))
         self._state = {
             "fast": np.full(self.k, np.nan),
             "slow": np.full(self.k, np.nan),
             "smooth": self._weights.copy(),
             "share": np.full(self.k, np.nan),
         }
+        if self.reference is not None:
+            self._state["ref_E"], self._state["ref_B"] = self.reference.E, self.reference.B
+
+    def _after_load(self) -> None:
+        if self.reference is not None:
+            self.reference.E, self.reference.B = self._state["ref_E"], self._state["ref_B"]
 
     def scores(self) -> np.ndarray:
         """``(k,)`` current scores (progress or excess loss, nats/token; NaN = never observed)."""
         f, s = self._state["fast"], self._state["slow"]
-        if self.reference_loss is not None:
-            return np.maximum(f - self.reference_loss, 0.0)
+        if self.reference is not None:
+            lag = np.maximum(self.reference.lag(f, self.tokens_seen), 0.0)
+            return np.where(np.isfinite(f), lag, np.nan)
         if self.per_token:
             return np.maximum(s - f, 0.0) / np.maximum(self._state["share"], 1e-3)
         return np.maximum(s - f, 0.0)
@@ -143,6 +167,8 @@ class ProgressMixer(Mixer):
             old = seen & ~new
             f[old] += self.fast * (loss[old] - f[old])
             s[old] += self.slow * (loss[old] - s[old])
+            if self.reference is not None:
+                self.reference.calibrate(f, self.tokens_seen)
             sc = self.scores()
             fin = np.isfinite(sc)
             sc = np.where(fin, sc, np.mean(sc[fin]) if fin.any() else 0.0)

@@ -91,7 +91,8 @@ class MixingDataset(torch.utils.data.IterableDataset):
 
     def __iter__(self):
         if torch.utils.data.get_worker_info() is not None:
-            raise MixerError("MixingDataset must be read in the main process: use DataLoader(ds, batch_size=None)")
+            raise MixerError("MixingDataset must be read in the main process: use "
+                             "DataLoader(ds, batch_size=None)")
         while True:
             n = self.produced
             self._snaps[n] = copy.deepcopy(self.sampler.state_dict())
@@ -181,7 +182,10 @@ class OnlineMixing:
         """Add one batch: ``loss`` ``(B,)`` mean loss per sequence (nats/token), ``domain_ids`` ``(B,)``
         indices into the mixer's domains, ``token_counts`` ``(B,)`` tokens per sequence (1 each if None)."""
         loss = _np(loss, np.float64)
-        ids = _np(domain_ids, np.int64)
+        raw = _np(domain_ids, np.float64)
+        if not np.all(np.isfinite(raw) & (raw == np.round(raw))):
+            raise MixerError(f"observe: domain_ids must be whole numbers, got {raw[raw != np.round(raw)][:3].tolist()}")
+        ids = raw.astype(np.int64)
         n = np.ones_like(loss) if token_counts is None else _np(token_counts, np.float64)
         if not (loss.shape == ids.shape == n.shape):
             raise MixerError(f"observe: loss {loss.shape}, domain_ids {ids.shape} and "

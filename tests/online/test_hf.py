@@ -18,7 +18,8 @@ from mixopt.online.hf import MixoptTrainer  # noqa: E402
 def _trainer(tiny_data, out_dir, max_steps=6):
     torch.manual_seed(0)
     cfg = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=tiny_data.vocab_size,
-                                  n_positions=32, bos_token_id=0, eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                                  n_positions=32, bos_token_id=0, eos_token_id=0, resid_pdrop=0.0,
+                                  embd_pdrop=0.0, attn_pdrop=0.0)
     model = transformers.GPT2LMHeadModel(cfg)
     sampler = MixtureSampler(tiny_data, [1 / 3] * 3, seq_len=16, batch_size=4, seed=0)
     mixing = OnlineMixing(make_mixer("default", tiny_data.domains, warmup=1), sampler, update_every=1)
