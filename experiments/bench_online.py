@@ -243,7 +243,7 @@ def main() -> None:
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--methods", default=METHODS,
                     help="comma list; name[@{json params}][+ref]; 'static:search' = the search's mixture")
-    ap.add_argument("--default", default="progress", help="the mixer 'default' stands for in --methods")
+    ap.add_argument("--default", default="ado", help="the mixer 'default' stands for in --methods")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)

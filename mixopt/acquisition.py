@@ -7,7 +7,7 @@ with; lower is better):
 - several levels and a GP with fidelity columns: ``qMultiFidelityMaxValueEntropy`` (minimising) with an
   ``InverseCostWeightedUtility`` (cost per level, piecewise linear on the encoded fidelity axis),
   maximised over candidates x levels (sequential greedy for ``q > 1``);
-- one level, or when the multi-fidelity acquisition fails or runs out of ``time_budget``:
+- one level, or when the multi-fidelity acquisition fails or runs out of ``time_budget`` (if one is set):
   ``qLogNoisyExpectedImprovement`` at the target level. A fallback is logged as a warning with its cause.
 """
 
@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 
 
 def select_batch(gp, candidates, *, q: int, level_fidelity=None, level_costs=None, seed: int = 0,
-                 time_budget: float = 20.0, max_candidates: int = 1024, mes_candidates: int = 256,
-                 n_threads: int | None = 1) -> list[tuple[int, int]]:
+                 time_budget: float | None = None, max_candidates: int = 1024, mes_candidates: int = 256,
+                 mes_fantasies: int = 2, n_threads: int | None = 1) -> list[tuple[int, int]]:
     """Choose ``q`` distinct (candidate index, level index) pairs to evaluate next.
 
     gp: a fitted single-output ``GPSurrogate`` of the objective. candidates: ``(c, k)`` mixtures.
@@ -38,6 +38,12 @@ def select_batch(gp, candidates, *, q: int, level_fidelity=None, level_costs=Non
     last is the target (``None``: one level). level_costs: ``(F,)`` positive cost of a run at each level
     (default: proportional to the product of the fidelity values). Candidates beyond ``max_candidates``
     are subsampled (seeded); the multi-fidelity MES scores at most ``mes_candidates`` of them (x levels).
+    time_budget: seconds after which the multi-fidelity MES stops and the rest of the batch is picked by
+    qLogNEI at the target fidelity (``None``, the default: no limit, so the picks never depend on the
+    machine's load; one step at 300 runs x 20 domains x 3 fidelities takes ~10 s on one thread).
+    mes_fantasies: fantasy samples for the MES's pending picks (the 2nd..q-th pick of a batch); each one
+    multiplies the cost of those picks (2: the same picks as 8 on the timing benchmark at a quarter of the
+    time, see ``experiments/LOG.md``).
     """
     import torch
 
@@ -71,7 +77,9 @@ def select_batch(gp, candidates, *, q: int, level_fidelity=None, level_costs=Non
             mes_idx = cand_idx if len(cand_idx) <= mes_candidates else np.sort(
                 rng.choice(cand_idx, mes_candidates, replace=False))
             try:
-                picks = _mf_mes(gp, model, C[mes_idx], mes_idx, LF, cost, q, seed, t0 + time_budget)
+                deadline = float("inf") if time_budget is None else t0 + float(time_budget)
+                picks = _mf_mes(gp, model, C[mes_idx], mes_idx, LF, cost, q, seed, deadline,
+                                mes_fantasies)
             except (RuntimeError, ValueError, ArithmeticError) as e:  # numerical trouble in MES
                 fallback("acquisition.mes_failed", f"multi-fidelity acquisition failed ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:200] if str(e) else ''}); using qLogNEI at the target fidelity",
@@ -121,7 +129,8 @@ def _log_nei(model, Z_base, Z_cand, q) -> list[int]:
     return _match_rows(chosen, tc)
 
 
-def _mf_mes(gp, model, Cw, cand_idx, LF, cost, q, seed, deadline) -> list[tuple[int, int]]:
+def _mf_mes(gp, model, Cw, cand_idx, LF, cost, q, seed, deadline, n_fantasies: int = 2
+            ) -> list[tuple[int, int]]:
     import torch
     from botorch.acquisition.cost_aware import InverseCostWeightedUtility
     from botorch.acquisition.max_value_entropy_search import qMultiFidelityMaxValueEntropy
@@ -155,7 +164,7 @@ def _mf_mes(gp, model, Cw, cand_idx, LF, cost, q, seed, deadline) -> list[tuple[
 
     torch.manual_seed(seed)
     acq = qMultiFidelityMaxValueEntropy(model, candidate_set=Zt, cost_aware_utility=utility, project=project,
-                                        num_fantasies=8, num_mv_samples=10, maximize=False)
+                                        num_fantasies=int(n_fantasies), num_mv_samples=10, maximize=False)
     choices, pairs = [], []
     for j in range(nf):
         Zf = Zt.clone()

@@ -133,6 +133,10 @@ class SearchSettings(_Model):
     verify_proposals: bool = Field(
         default=True, description="with budget left, run a low-trust proposal that was never run (see mixopt.trust)")
     candidates: int = Field(default=2048, gt=0, description="candidate mixtures per acquisition round")
+    cost_unit: Literal["flops", "seconds"] = Field(
+        default="flops", description="what a run costs to the multi-fidelity acquisition: the FLOPs it ran "
+        "(default: choices independent of machine load, so the same seed gives the same mixtures) or its "
+        "observed wall seconds (when FLOPs misprice the levels, e.g. on mixed hardware)")
 
     @field_validator("strategy")
     @classmethod

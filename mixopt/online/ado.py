@@ -48,7 +48,7 @@ __all__ = ["AdoMixer"]
 
 @register_mixer("ado")
 class AdoMixer(Mixer):
-    """ADO: sample in proportion to each domain's predicted loss decrease per token.
+    """ADO: sample in proportion to each domain's predicted loss decrease per token; ``"default"``.
 
     Args:
         gamma1: rate of the credit-assignment average ``h`` (0.1).

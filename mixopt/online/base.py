@@ -38,7 +38,7 @@ class MixerError(MixoptError, ValueError):
     """Bad mixer name, parameters, weights or update inputs."""
 
 
-MIXERS = Registry("mixer", aliases={"default": "progress", "uniform": "stratified"}, error=MixerError)
+MIXERS = Registry("mixer", aliases={"default": "ado", "uniform": "stratified"}, error=MixerError)
 # importing these modules registers the built-in mixers
 MIXERS.load_on_first_use("mixopt.online.ado", "mixopt.online.aioli", "mixopt.online.odm",
                          "mixopt.online.progress", "mixopt.online.static")
@@ -72,7 +72,7 @@ def make_mixer(
     seed: int = 0,
     **params: Any,
 ) -> Mixer:
-    """Build a mixer by name (``"default"`` is the robust learning-progress mixer).
+    """Build a mixer by name (``"default"`` is the ADO-style scaling-law mixer, ``"ado"``).
 
     Args:
         name: one of :func:`available_mixers`.

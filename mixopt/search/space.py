@@ -42,7 +42,10 @@ class SearchSpace:
 
     domains: config order; prior: ``(k,)`` token shares; domain_tokens: ``(k,)`` training tokens per
     domain; levels: ``(F, 2)`` (tokens, parameters) of each fidelity, cheapest first, the last the target;
-    level_costs: ``(F,)`` FLOPs of one run at each level; feasible; objective.
+    level_costs: ``(F,)`` FLOPs of one run at each level; feasible; objective. cost_unit: what the run
+    table's ``cost`` is, hence what the acquisition prices a level by (``search.cost_unit``): ``"flops"``
+    (each run's FLOPs; deterministic: the same seed gives the same mixtures on any load) or ``"seconds"``
+    (observed wall time).
     """
 
     domains: list[str]
@@ -52,6 +55,7 @@ class SearchSpace:
     level_costs: np.ndarray
     feasible: FeasibleSet
     objective: Objective
+    cost_unit: str = "flops"
 
     @classmethod
     def from_data(cls, cfg, data) -> SearchSpace:
@@ -69,7 +73,7 @@ class SearchSpace:
         feasible = Constraints.from_settings(cfg.constraints, dict(zip(domains, tokens.tolist(), strict=True))
                                              ).resolve(domains, prior=prior)
         return cls(domains, prior, tokens, np.array(levels), np.array(costs), feasible,
-                   Objective.parse(cfg.search.objective))
+                   Objective.parse(cfg.search.objective), cost_unit=cfg.search.cost_unit)
 
     def empty_table(self) -> RunTable:
         return RunTable.empty(self.domains, self.domains, fidelity_names=FIDELITY_COLUMNS, levels=self.levels,
@@ -85,7 +89,8 @@ class SearchSpace:
             rec = r.record or {}
             recs.append({"run_id": r.run_id, "weights": r.weights, "status": r.status, "level": r.fidelity,
                          "final_loss": r.final_loss, "seconds": r.wall_time if r.wall_time > 0 else None,
+                         "flops": r.flops if r.flops > 0 else None,
                          "tokens_seen": rec.get("tokens_seen"), "val_loss": rec.get("val_loss")})
         return RunTable.from_records(recs, domains=self.domains, targets=self.domains, fidelity=FIDELITY_COLUMNS,
                                      levels=self.levels, level_costs=self.level_costs, quantity="tokens",
-                                     cost="seconds", keep_failed=True)
+                                     cost=self.cost_unit, keep_failed=True)

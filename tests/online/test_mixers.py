@@ -18,7 +18,7 @@ ALL = ["stratified", "static", "odm", "exp3", "aioli", "progress", "ado"]
 def test_registry_names_and_default_alias():
     assert set(ALL) <= set(available_mixers())
     assert "default" in available_mixers()
-    assert type(make_mixer("default", ["a", "b"])).__name__ == "ProgressMixer"
+    assert type(make_mixer("default", ["a", "b"])).__name__ == "AdoMixer"
 
 
 def test_unknown_mixer_and_params_are_one_line_errors():

@@ -44,3 +44,22 @@ def test_two_fidelity_bo_search_runs_both_fidelities_and_proposes_at_the_target(
     exp = client.get_experiment_by_name(cfg.experiment_name())
     kids = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{res.parent_run_id}'")
     assert sorted(int(k.data.params["tokens"]) for k in kids) == sorted(r.tokens for r in runs)
+
+    # the acquisition prices levels by each run's FLOPs (the same on any load), or by wall seconds on request
+    import dataclasses
+
+    import numpy as np
+
+    from mixopt.feasible import Constraints
+    from mixopt.objective import Objective
+    from mixopt.search.space import SearchSpace
+
+    domains = list(runs[0].weights)
+    k = len(domains)
+    space = SearchSpace(domains, np.full(k, 1 / k), np.ones(k), np.array([[4096.0, 1.0], [16384.0, 1.0]]),
+                        np.array([1.0, 4.0]), Constraints().resolve(domains, prior=np.full(k, 1 / k)),
+                        Objective.parse("mean"))
+    assert cfg.search.cost_unit == "flops"
+    np.testing.assert_allclose(space.table(runs).cost, [r.flops for r in runs])
+    by_time = dataclasses.replace(space, cost_unit="seconds").table(runs)
+    np.testing.assert_allclose(by_time.cost, [r.wall_time for r in runs])
