@@ -129,8 +129,7 @@ def _log_nei(model, Z_base, Z_cand, q) -> list[int]:
     return _match_rows(chosen, tc)
 
 
-def _mf_mes(gp, model, Cw, cand_idx, LF, cost, q, seed, deadline, n_fantasies: int = 2
-            ) -> list[tuple[int, int]]:
+def _mf_mes(gp, model, Cw, cand_idx, LF, cost, q, seed, deadline, n_fantasies: int) -> list[tuple[int, int]]:
     import torch
     from botorch.acquisition.cost_aware import InverseCostWeightedUtility
     from botorch.acquisition.max_value_entropy_search import qMultiFidelityMaxValueEntropy

@@ -48,7 +48,8 @@ __all__ = ["AdoMixer"]
 
 @register_mixer("ado")
 class AdoMixer(Mixer):
-    """ADO: sample in proportion to each domain's predicted loss decrease per token; ``"default"``.
+    """ADO: sample in proportion to each domain's predicted loss decrease per token (``make_mixer("default",
+    ...)`` builds it).
 
     Args:
         gamma1: rate of the credit-assignment average ``h`` (0.1).
