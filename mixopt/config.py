@@ -8,9 +8,18 @@ one-line :class:`~mixopt.errors.ConfigError` naming the file and the dotted key:
 Relative paths in the file (workspace, domain sources, tokenizer) are resolved against the directory of
 the YAML file, so a job runs the same from any working directory.
 
->>> cfg = JobConfig.model_validate({"name": "demo", "domains": {"code": "corpus/code"}})
+>>> cfg = JobConfig.model_validate({"name": "demo", "domains": {"code": "corpus/code", "web": "corpus/web"}})
 >>> cfg.search.strategy
 'bo'
+
+A domain entry may be a **group** of sub-domains (``{group: {prior, min_weight, max_weight}, domains: {...}}``,
+nesting allowed); its leaves are named by path (``web/hq``) and ``cfg.domains`` lists the leaves, so the
+data layer and proxies see a flat list of domains. :meth:`JobConfig.hierarchy` gives the groups:
+
+>>> cfg = JobConfig.model_validate({"name": "demo", "domains": {
+...     "web": {"group": {"max_weight": 0.6}, "domains": {"hq": "c/hq", "lq": "c/lq"}}, "code": "c/code"}})
+>>> list(cfg.domains), cfg.hierarchy().names
+(['web/hq', 'web/lq', 'code'], ['web'])
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mixopt.errors import ConfigError
+from mixopt.hierarchy import SEP, Group, Hierarchy
 
 __all__ = [
     "BudgetSettings",
@@ -32,6 +42,7 @@ __all__ = [
     "DataSettings",
     "DomainSource",
     "FidelitySettings",
+    "GroupSettings",
     "JobConfig",
     "ProxySettings",
     "RaySettings",
@@ -68,6 +79,41 @@ class DomainSource(_Model):
         if (self.path is None) == (self.hf is None):
             raise ValueError("give exactly one of 'path' or 'hf'")
         return self
+
+
+class GroupSettings(_Model):
+    """A group of domains (see :mod:`mixopt.hierarchy`): bounds on the sum of its leaves' weights and,
+    optionally, its share of the natural mixture (``prior``; default: its leaves' token share)."""
+
+    prior: float | None = Field(default=None, ge=0, le=1, description="share of the whole mixture")
+    min_weight: float = Field(default=0.0, ge=0, le=1)
+    max_weight: float = Field(default=1.0, ge=0, le=1)
+
+
+def _is_group(entry: Any) -> bool:
+    return isinstance(entry, dict) and ("domains" in entry or "group" in entry)
+
+
+def _flatten_domains(entries: dict, prefix: str, where: str, flat: dict, groups: dict) -> None:
+    """Nested group entries -> ``flat`` ``{"web/hq": source}`` and ``groups`` ``{"web": settings}``."""
+    for name, entry in entries.items():
+        full = f"{prefix}{SEP}{name}" if prefix else str(name)
+        if not _is_group(entry):
+            flat[full] = entry
+            continue
+        extra = sorted(set(entry) - {"group", "domains"})
+        if extra:
+            raise ValueError(f"{where}.{name}: unknown key(s) {extra} in a group (a group has 'group' and 'domains')")
+        sub = entry.get("domains")
+        if not isinstance(sub, dict) or not sub:
+            raise ValueError(f"{where}.{name}.domains: a group needs a mapping of at least one domain")
+        try:
+            groups[full] = GroupSettings.model_validate(entry.get("group") or {}).model_dump()
+        except ValidationError as e:
+            bad = e.errors()[0]
+            key = ".".join([f"{where}.{name}.group", *(str(p) for p in bad["loc"])])
+            raise ValueError(f"{key}: {'unknown key' if bad['type'] == 'extra_forbidden' else bad['msg']}") from None
+        _flatten_domains(sub, full, f"{where}.{name}.domains", flat, groups)
 
 
 class TokenizerSettings(_Model):
@@ -201,6 +247,8 @@ class JobConfig(_Model):
     workspace: str = "workspace"
     seed: int = 0
     domains: dict[str, DomainSource]
+    groups: dict[str, GroupSettings] = Field(
+        default_factory=dict, description="groups of domains, filled from nested `domains` entries")
     tokenizer: TokenizerSettings = TokenizerSettings()
     data: DataSettings = DataSettings()
     proxy: ProxySettings = ProxySettings()
@@ -217,6 +265,25 @@ class JobConfig(_Model):
             raise ValueError("must be 1-64 characters of letters, digits, '_', '-', '.' (no path separators)")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nested_domains(cls, data: Any) -> Any:
+        # a domain entry with `domains:` (and optionally `group:`) is a group: flatten it to path names
+        if not isinstance(data, dict) or not isinstance(data.get("domains"), dict):
+            return data
+        if not any(_is_group(e) for e in data["domains"].values()):
+            return data
+        flat: dict[str, Any] = {}
+        groups: dict[str, Any] = {}
+        _flatten_domains(data["domains"], "", "domains", flat, groups)
+        given = data.get("groups") or {}
+        if isinstance(given, dict):
+            twice = sorted(set(given) & set(groups))
+            if twice:
+                raise ValueError(f"group {twice[0]!r} is set both in `groups` and as a nested domain entry")
+            groups = {**given, **groups}
+        return {**data, "domains": flat, "groups": groups}
+
     @field_validator("domains", mode="before")
     @classmethod
     def _shorthand(cls, v: Any) -> Any:
@@ -231,13 +298,23 @@ class JobConfig(_Model):
         if len(v) < 2:
             raise ValueError("need at least two domains to mix")
         for name in v:
-            if not _NAME_RE.match(name):
-                raise ValueError(f"domain name {name!r} must be letters, digits, '_', '-', '.'")
+            if len(name) > 200 or not all(_NAME_RE.match(part) for part in name.split(SEP)):
+                raise ValueError(f"domain name {name!r} must be letters, digits, '_', '-', '.' "
+                                 f"(in a group: one such name per level, joined by '{SEP}')")
+        return v
+
+    @field_validator("groups")
+    @classmethod
+    def _group_names(cls, v: dict[str, GroupSettings]) -> dict[str, GroupSettings]:
+        for name in v:
+            if len(name) > 200 or not all(_NAME_RE.match(part) for part in name.split(SEP)):
+                raise ValueError(f"group name {name!r} must be letters, digits, '_', '-', '.'")
         return v
 
     @model_validator(mode="after")
     def _domain_references(self) -> JobConfig:
-        from mixopt.errors import TableError
+        from mixopt.errors import MixoptError, TableError
+        from mixopt.feasible import Constraints
         from mixopt.objective import Objective
 
         names = set(self.domains)
@@ -251,8 +328,24 @@ class JobConfig(_Model):
             if isinstance(value, dict):
                 unknown = sorted(set(value) - names)
                 if unknown:
-                    raise ValueError(f"{key} names unknown domain(s) {unknown}; domains are {sorted(names)}")
+                    hint = (f" (group bounds go under the group: domains.{unknown[0]}.group)"
+                            if unknown[0] in self.groups and key.startswith("constraints") else "")
+                    raise ValueError(f"{key} names unknown domain(s) {unknown}; domains are {sorted(names)}{hint}")
+        try:  # groups: declared, non-empty, consistent priors, bounds that the domains' min/max can meet
+            h = self.hierarchy()
+            h.check_priors()
+            if not h.flat:
+                c = self.constraints
+                Constraints(min_weight=c.min_weight, max_weight=c.max_weight, groups=list(h.groups.values())
+                            ).resolve(list(self.domains))
+        except MixoptError as e:
+            raise ValueError(f"domains: {e}") from None
         return self
+
+    def hierarchy(self) -> Hierarchy:
+        """The groups over the leaf domains (:class:`~mixopt.hierarchy.Hierarchy`; flat when there are none)."""
+        return Hierarchy(list(self.domains), [Group(name, g.min_weight, g.max_weight, g.prior)
+                                              for name, g in self.groups.items()])
 
     # --- resolved locations -------------------------------------------------------------------------
     @property
@@ -309,6 +402,8 @@ def _format_error(source: str, err: ValidationError) -> str:
     elif "input" in first and not isinstance(first["input"], (dict, list)):
         msg = f"{msg} (got {first['input']!r})"
     more = f" (+{len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    if not first["loc"] and first["type"] == "value_error":  # a whole-job check names its own key
+        return f"{source}: {msg.removeprefix('Value error, ')}{more}"
     return f"{source}: {loc}: {msg}{more}"
 
 

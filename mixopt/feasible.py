@@ -3,11 +3,12 @@
 One object serves the initial design, the candidates every strategy chooses from, and the proposer, so a
 mixture the search runs and the mixture it proposes obey the same constraints:
 
-    {w : sum(w) = 1, lo <= w <= hi, KL(w || prior) <= kl_to_prior}
+    {w : sum(w) = 1, lo <= w <= hi, group bounds, KL(w || prior) <= kl_to_prior}
 
 ``lo`` / ``hi`` come from per-domain min/max weights and **repetition caps** (a domain with ``D_i`` tokens
 may be repeated at most ``max_epochs`` times in a run of ``target_tokens`` tokens, so
-``w_i <= max_epochs * D_i / target_tokens``). The set is convex; :meth:`FeasibleSet.project` maps any
+``w_i <= max_epochs * D_i / target_tokens``) and, for hierarchical domains (:mod:`mixopt.hierarchy`), from
+the groups' min/max on the sum of their leaves' weights. The set is convex; :meth:`FeasibleSet.project` maps any
 point into it. A set may also be **finite** (:meth:`FeasibleSet.restrict`): only the listed mixtures are
 allowed. Replay uses that: only the pool's mixtures can be scored.
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixopt.errors import MixoptError
+from mixopt.hierarchy import Group, Hierarchy
 
 __all__ = ["Constraints", "FeasibleSet", "kl_divergence"]
 
@@ -67,6 +69,8 @@ class Constraints:
     min_weight / max_weight: a float for every domain or ``{domain: value}`` (others 0 / 1).
     max_epochs, target_tokens, domain_tokens (``{domain: tokens available}``): repetition caps.
     kl_to_prior: max ``KL(w || prior)`` in nats.
+    groups: :class:`~mixopt.hierarchy.Group` s over the domains (named ``group/leaf``), each with min/max
+    bounds on its leaves' total weight.
     """
 
     min_weight: float | dict[str, float] = 0.0
@@ -75,18 +79,25 @@ class Constraints:
     target_tokens: float | None = None
     domain_tokens: dict[str, float] | None = None
     kl_to_prior: float | None = None
+    groups: Sequence[Group] = ()
 
     @classmethod
-    def from_settings(cls, settings, domain_tokens: dict[str, float] | None = None) -> Constraints:
-        """From ``JobConfig.constraints`` (``ConstraintSettings``) plus the tokens available per domain."""
+    def from_settings(cls, settings, domain_tokens: dict[str, float] | None = None,
+                      groups: Sequence[Group] = ()) -> Constraints:
+        """From ``JobConfig.constraints`` (``ConstraintSettings``) plus the tokens available per domain and
+        the job's groups (``JobConfig.hierarchy().groups``)."""
         return cls(min_weight=settings.min_weight, max_weight=settings.max_weight,
                    max_epochs=settings.max_epochs, target_tokens=settings.target_tokens,
-                   domain_tokens=domain_tokens, kl_to_prior=settings.kl_to_prior)
+                   domain_tokens=domain_tokens, kl_to_prior=settings.kl_to_prior, groups=tuple(groups))
 
     def to_dict(self) -> dict:
-        return {"min_weight": self.min_weight, "max_weight": self.max_weight, "max_epochs": self.max_epochs,
-                "target_tokens": self.target_tokens, "domain_tokens": self.domain_tokens,
-                "kl_to_prior": self.kl_to_prior}
+        d = {"min_weight": self.min_weight, "max_weight": self.max_weight, "max_epochs": self.max_epochs,
+             "target_tokens": self.target_tokens, "domain_tokens": self.domain_tokens,
+             "kl_to_prior": self.kl_to_prior}
+        if self.groups:
+            d["groups"] = {g.name: {"min_weight": g.min_weight, "max_weight": g.max_weight, "prior": g.prior}
+                           for g in self.groups}
+        return d
 
     def resolve(self, domains: Sequence[str], prior=None) -> FeasibleSet:
         """The feasible set over ``domains`` (in order) around ``prior`` (default uniform); a one-line
@@ -133,7 +144,10 @@ class Constraints:
             raise MixoptError(f"infeasible constraints: min weights sum to {lo.sum():.4g} > 1")
         if hi.sum() < 1 - _TOL:
             raise MixoptError(f"infeasible constraints: max weights / repetition caps sum to {hi.sum():.4g} < 1")
-        fs = FeasibleSet(domains, lo, np.maximum(hi, lo), cap_kind, p, self.kl_to_prior)
+        hierarchy = Hierarchy(domains, self.groups) if self.groups else None
+        if hierarchy is not None:
+            hierarchy.bounds(lo, np.maximum(hi, lo))  # a one-line error when a group cannot be met
+        fs = FeasibleSet(domains, lo, np.maximum(hi, lo), cap_kind, p, self.kl_to_prior, hierarchy=hierarchy)
         if self.kl_to_prior is not None:
             kl_min = kl_divergence(fs.kl_anchor, p)
             if kl_min > self.kl_to_prior + _TOL:
@@ -144,15 +158,18 @@ class Constraints:
 
 class FeasibleSet:
     """Resolved constraints: bounds ``lo``, ``hi`` ``(k,)``, the ``prior`` ``(k,)`` the sampler centres on,
-    an optional KL bound ``kl_max``, and optionally a finite list of allowed ``points`` ``(N, k)``.
+    an optional KL bound ``kl_max``, optionally a finite list of allowed ``points`` ``(N, k)``, and the
+    ``hierarchy`` of groups whose bounds hold too (``None`` for flat domains).
 
     Build it with :meth:`Constraints.resolve` (or :meth:`simplex` for no constraints).
     """
 
-    def __init__(self, domains, lo, hi, cap_kind, prior, kl_max, points: np.ndarray | None = None):
+    def __init__(self, domains, lo, hi, cap_kind, prior, kl_max, points: np.ndarray | None = None,
+                 hierarchy: Hierarchy | None = None):
         self.domains, self.lo, self.hi, self.cap_kind = list(domains), np.asarray(lo, float), np.asarray(hi, float), cap_kind
         self.prior = np.asarray(prior, float)
         self.kl_max = kl_max
+        self.hierarchy = hierarchy if hierarchy is not None and not hierarchy.flat else None
         self.kl_anchor = self._box_simplex(self.prior, mode="kl")
         self.points = points
 
@@ -177,14 +194,16 @@ class FeasibleSet:
         keep = np.array([self._in_constraints(w) for w in P], dtype=bool)
         if not keep.any():
             raise MixoptError("infeasible constraints: none of the given mixtures satisfies them")
-        return FeasibleSet(self.domains, self.lo, self.hi, self.cap_kind, self.prior, self.kl_max, P[keep])
+        return FeasibleSet(self.domains, self.lo, self.hi, self.cap_kind, self.prior, self.kl_max, P[keep],
+                           hierarchy=self.hierarchy)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int, seed: int, *, concentrations: Sequence[float] = (0.1, 5.0),
                temperature: float = 0.5, distinct: bool = True, max_draws: int | None = None) -> np.ndarray:
         """``(n, k)`` feasible mixtures (RegMix's Dirichlet design, see the module docstring); seeded.
 
-        temperature: ``t`` in ``prior**t`` (``t < 1`` flattens the prior, ``t = 0`` is uniform).
+        temperature: ``t`` in ``prior**t`` (``t < 1`` flattens the prior, ``t = 0`` is uniform; with groups
+        it flattens level by level, :meth:`~mixopt.hierarchy.Hierarchy.temper`).
         distinct: drop draws equal to an earlier one on a 1e-3 grid. A finite set returns ``n`` of its
         points at random (all of them when it has fewer). Raises :class:`MixoptError` when the bounds leave
         too little room for ``n`` distinct mixtures.
@@ -202,9 +221,12 @@ class FeasibleSet:
         if c.size not in (1, 2) or np.any(c <= 0) or not np.all(np.isfinite(c)):
             raise MixoptError(f"concentrations must be one or two positive numbers, got {concentrations!r}")
         k, p = self.k, self.prior
-        base = p**temperature if temperature > 0 else np.ones(k)
-        base = np.where(p > 0, base, 0.0)
-        base = base / base.sum()
+        if self.hierarchy is not None:  # flattened level by level: groups first, then within each group
+            base = self.hierarchy.temper(p, temperature)
+        else:
+            base = p**temperature if temperature > 0 else np.ones(k)
+            base = np.where(p > 0, base, 0.0)
+            base = base / base.sum()
         limit = max_draws if max_draws is not None else 50 * n + 1000
         kept: list[np.ndarray] = []
         seen: set[bytes] = set()
@@ -231,8 +253,11 @@ class FeasibleSet:
 
     # ------------------------------------------------------------------ projection
     def _box_simplex(self, v: np.ndarray, mode: str = "euclid") -> np.ndarray:
-        """Projection onto ``{sum = 1, lo <= w <= hi}``: Euclidean (``clip(v - tau)``) or KL (``clip(c v)``)."""
+        """Projection onto ``{sum = 1, lo <= w <= hi}``: Euclidean (``clip(v - tau)``) or KL (``clip(c v)``);
+        with groups, the hierarchy's top-down version of the same."""
         lo, hi = self.lo, self.hi
+        if self.hierarchy is not None:
+            return self.hierarchy.project_rows(v[None, :], lo, hi, mode=mode)[0]
 
         def point(t):
             return np.clip(v - t, lo, hi) if mode == "euclid" else np.clip(v * t, lo, hi)
@@ -253,7 +278,10 @@ class FeasibleSet:
         return self._fix_sum(point(0.5 * (a + b)))
 
     def _fix_sum(self, w: np.ndarray) -> np.ndarray:
-        """Clip to the box and spread the residual of ``sum(w) - 1`` over coordinates with slack."""
+        """Clip to the box and spread the residual of ``sum(w) - 1`` over coordinates with slack (with
+        groups: the hierarchy's projection, which leaves a feasible point unchanged)."""
+        if self.hierarchy is not None:
+            return self.hierarchy.project_rows(w[None, :], self.lo, self.hi)[0]
         w = np.clip(w, self.lo, self.hi)
         for _ in range(5):
             r = 1.0 - w.sum()
@@ -271,15 +299,18 @@ class FeasibleSet:
         if self.points is not None:
             return np.stack([self.project(v) for v in V])
         lo, hi = self.lo, self.hi
-        a = V.min(axis=1, keepdims=True) - hi.max() - 1.0
-        b = V.max(axis=1, keepdims=True) - lo.min() + 1.0
-        for _ in range(100):
-            mid = 0.5 * (a + b)
-            big = np.clip(V - mid, lo, hi).sum(axis=1, keepdims=True) > 1
-            a, b = np.where(big, mid, a), np.where(big, b, mid)
-        out = np.clip(V - 0.5 * (a + b), lo, hi)
-        for i in np.flatnonzero(np.abs(out.sum(axis=1) - 1) > 1e-13):
-            out[i] = self._fix_sum(out[i])
+        if self.hierarchy is not None:
+            out = self.hierarchy.project_rows(V, lo, hi)
+        else:
+            a = V.min(axis=1, keepdims=True) - hi.max() - 1.0
+            b = V.max(axis=1, keepdims=True) - lo.min() + 1.0
+            for _ in range(100):
+                mid = 0.5 * (a + b)
+                big = np.clip(V - mid, lo, hi).sum(axis=1, keepdims=True) > 1
+                a, b = np.where(big, mid, a), np.where(big, b, mid)
+            out = np.clip(V - 0.5 * (a + b), lo, hi)
+            for i in np.flatnonzero(np.abs(out.sum(axis=1) - 1) > 1e-13):
+                out[i] = self._fix_sum(out[i])
         if self.kl_max is not None:
             bad = np.flatnonzero(self._kl_rows(out) > self.kl_max)
             if bad.size:  # vectorised bisection on the step towards the KL anchor
@@ -290,8 +321,11 @@ class FeasibleSet:
                     ok = self._kl_rows((1 - mid) * Wb + mid * self.kl_anchor)[:, None] <= self.kl_max
                     a, b = np.where(ok, a, mid), np.where(ok, mid, b)
                 out[bad] = (1 - b) * Wb + b * self.kl_anchor
+                if self.hierarchy is not None:
+                    out[bad] = self.hierarchy.project_rows(out[bad], lo, hi)
                 for i in bad:
-                    out[i] = self._fix_sum(out[i])
+                    if self.hierarchy is None:
+                        out[i] = self._fix_sum(out[i])
                     if not self.kl_ok(out[i]):
                         out[i] = self.project(out[i])
         return out
@@ -329,6 +363,7 @@ class FeasibleSet:
     def _in_constraints(self, w, tol: float = 1e-9) -> bool:
         w = np.asarray(w, float)
         return bool(abs(w.sum() - 1) <= tol and (w >= self.lo - tol).all() and (w <= self.hi + tol).all()
+                    and (self.hierarchy is None or self.hierarchy.in_bounds(w, tol))
                     and (self.kl_max is None or kl_divergence(w, self.prior) <= self.kl_max + tol))
 
     def is_feasible(self, w, tol: float = 1e-9) -> bool:
@@ -338,8 +373,9 @@ class FeasibleSet:
         return self.points is None or bool(np.any(np.abs(self.points - np.asarray(w, float)).max(axis=1) <= 1e-8))
 
     def active(self, w, tol: float = 1e-6) -> list[str]:
-        """Names of the constraints that bind at ``w``, e.g. ``"max_weight[web]"``, ``"kl_to_prior"``."""
-        out = []
+        """Names of the constraints that bind at ``w``, e.g. ``"max_weight[web]"`` (a domain or a group),
+        ``"kl_to_prior"``."""
+        out = [] if self.hierarchy is None else self.hierarchy.active(np.asarray(w, float), tol)
         for i, d in enumerate(self.domains):
             if w[i] <= self.lo[i] + tol and self.lo[i] > 0:
                 out.append(f"min_weight[{d}]")

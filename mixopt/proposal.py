@@ -11,7 +11,7 @@ returns it, the search writes it to ``proposal.json`` and MLflow, ``mixopt propo
 - a **continuous** set: RegMix's sample-top-k (sample many feasible mixtures, predict, average the
   ``top_k`` best: the average of feasible points is feasible, the set is convex) and, for smooth models
   (laws, GP, linear), SLSQP refinements started from the best samples under the bounds, the sum-to-one
-  equality and the KL inequality; the better predicted objective wins (``method="auto"``).
+  equality, the group bounds and the KL inequality; the better predicted objective wins (``method="auto"``).
 
 The result is projected onto the feasible set at the end, so constraints hold exactly (to ~1e-12).
 Lower objective is better.
@@ -117,6 +117,14 @@ def _slsqp(f, starts, fs: FeasibleSet) -> list[np.ndarray]:
             return fs.kl_max - np.sum(w[mask] * np.log(w[mask] / p[mask]))
 
         cons.append({"type": "ineq", "fun": kl_slack})
+    if fs.hierarchy is not None:  # group bounds: lo_g <= sum(w[members]) <= hi_g
+        h = fs.hierarchy
+        for g in h.names:
+            m = np.zeros(fs.k)
+            m[h.members[g]] = 1.0
+            lo_g, hi_g = h.groups[g].min_weight, h.groups[g].max_weight
+            cons.append({"type": "ineq", "fun": lambda w, m=m, lo_g=lo_g: m @ w - lo_g, "jac": lambda w, m=m: m})
+            cons.append({"type": "ineq", "fun": lambda w, m=m, hi_g=hi_g: hi_g - m @ w, "jac": lambda w, m=m: -m})
     out = []
     for x0 in starts:
         res = minimize(lambda w: float(f(fs._fix_sum(w)[None, :])[0]), x0, method="SLSQP",

@@ -5,9 +5,11 @@ Layout (see ``docs/search.md``)::
     experiment  cfg.experiment_name()            (artifacts under <workspace>/mlartifacts for sqlite)
     └─ parent run "<job name>"                   tags mixopt.role=job; params: the flat job config;
        │                                         metrics best_objective / budget_fraction vs runs done,
-       │                                         proposal/*; artifacts proposal.json, cv_table.json, plots/
+       │                                         proposal/* (proposal/w.<domain>, and proposal/w.<group>
+       │                                         for hierarchical domains); artifacts proposal.json,
+       │                                         cv_table.json, plots/
        └─ child run per proxy "<run id>"          tags mlflow.parentRunId, mixopt.run_id, strategy, status;
-                                                  params w.<domain>, preset, tokens, seed, fidelity;
+                                                  params w.<domain> (and w.<group>), preset, tokens, seed, fidelity;
                                                   metrics val_loss/<domain> (step = tokens seen), objective
 
 Everything is logged from one daemon thread with ``MlflowClient.log_batch`` (three calls per child run),
@@ -32,11 +34,12 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from mixopt.errors import MixoptError
+from mixopt.hierarchy import group_totals
 from mixopt.security import redact_uri, split_credentials
 
 __all__ = ["Tracker", "check_tracking_server", "child_run_payload", "client_uri", "tracking_uri"]
@@ -89,9 +92,12 @@ def _chunks(seq: list, n: int) -> Iterable[list]:
         yield seq[i : i + n]
 
 
-def child_run_payload(entry, strategy: str) -> tuple[dict[str, str], list[tuple[str, float, int]], dict[str, str]]:
-    """(params, metrics as (key, value, step), tags) of one finished run (``RunEntry``)."""
+def child_run_payload(entry, strategy: str, groups: Sequence[str] = ()
+                      ) -> tuple[dict[str, str], list[tuple[str, float, int]], dict[str, str]]:
+    """(params, metrics as (key, value, step), tags) of one finished run (``RunEntry``); ``groups``: the
+    job's group names, whose total weights are logged beside the leaves' (``w.web``, ``w.web/hq``)."""
     params = {f"w.{d}": f"{w:.6g}" for d, w in entry.weights.items()}
+    params |= {f"w.{g}": f"{w:.6g}" for g, w in group_totals(entry.weights, groups).items()}
     params |= {"preset": entry.preset, "tokens": str(entry.tokens), "seed": str(entry.seed),
                "fidelity": str(entry.fidelity), "source": entry.source}
     metrics: list[tuple[str, float, int]] = []
@@ -284,7 +290,7 @@ class Tracker:
             self.state.mark_logged([entry.run_id])
             return
         client = self._client
-        params, metrics, tags = child_run_payload(entry, self.cfg.search.strategy)
+        params, metrics, tags = child_run_payload(entry, self.cfg.search.strategy, list(self.cfg.groups))
         tags |= {"mlflow.parentRunId": self.parent_run_id, "mixopt.job": self.cfg.name}
         run = client.create_run(self.experiment_id, run_name=entry.run_id, tags=tags)
         rid = run.info.run_id
@@ -309,7 +315,10 @@ class Tracker:
             self._client.log_batch(self.parent_run_id, metrics=chunk)
 
     def _log_proposal(self, proposal: dict, step: int, artifacts: list[Path]) -> None:
-        metrics = {f"proposal/w.{d}": w for d, w in proposal.get("weights", {}).items()}
+        weights = proposal.get("weights", {})
+        metrics = {f"proposal/w.{d}": w for d, w in weights.items()}
+        groups = proposal.get("context", {}).get("groups") or []
+        metrics |= {f"proposal/w.{g}": w for g, w in group_totals(weights, groups).items()}
         for key in ("predicted", "std", "observed"):
             if isinstance(proposal.get(key), (int, float)):
                 metrics[f"proposal/{key}"] = float(proposal[key])

@@ -135,7 +135,7 @@ def prepare_data(cfg: JobConfig, progress: bool = True) -> PreparedData:
         work: dict[str, str] = {}
         for n in names:
             e = manifest["shards"].get(n)
-            path = data_dir / "shards" / f"{n}.bin"
+            path = data_dir / "shards" / f"{n.replace('/', '+')}.bin"  # a grouped domain web/hq: web+hq.bin
             if (
                 e is not None
                 and e.get("source_hash") == fingerprints[n]

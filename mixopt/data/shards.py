@@ -7,6 +7,7 @@ workspace but not their data never overwrite each other's shards)::
     manifest.json                  # domains (config order), tokenizer, one entry per domain shard
     tokenizers/<hash>/tokenizer.json
     shards/<domain>.bin            # one flat uint16/uint32 token array: train tokens, then val tokens
+                                   # (a grouped domain web/hq is shards/web+hq.bin)
 
 Each shard is the domain's documents in a seeded order, each followed by ``<|endoftext|>``; the last
 whole documents (at least ``data.val_tokens`` tokens) form the validation split. Every file is written to

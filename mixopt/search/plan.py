@@ -83,6 +83,10 @@ def plan_job(cfg: JobConfig, *, verify: bool = True) -> dict[str, Any]:
     total_train = sum(r["train_tokens"] or 0 for r in domains)
     for r in domains:
         r["prior"] = (r["train_tokens"] or 0) / total_train if total_train else 0.0
+    hierarchy = cfg.hierarchy()
+    if not hierarchy.flat and total_train:  # group priors where the config sets them
+        for r, p in zip(domains, hierarchy.prior([r["train_tokens"] or 0 for r in domains]), strict=True):
+            r["prior"] = float(p)
     vocab = tok.get_vocab_size() if tok is not None else cfg.tokenizer.vocab_size
     fidelities = []
     for f in cfg.proxy.fidelity_list():

@@ -31,6 +31,8 @@ def proposal_key(cfg, runs: list[RunEntry]) -> str:
     counted = sorted((r.run_id, r.status) for r in runs if r.source != "confirm")
     s = cfg.search
     settings = [s.strategy, s.surrogate, s.recommend, s.objective, cfg.seed, cfg.constraints.model_dump(mode="json")]
+    if cfg.groups:  # group bounds and priors decide too (flat jobs keep their keys)
+        settings.append({k: g.model_dump(mode="json") for k, g in cfg.groups.items()})
     return hashlib.sha256(json.dumps([counted, settings], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -74,6 +76,8 @@ def build_proposal(cfg, state: JobState, space: SearchSpace, *, plots: bool = Tr
                                 "at_target": bool(target[best])}
     p.context |= {"key": key, "fidelity": {"preset": fid.preset, "tokens": fid.tokens},
                  "search_strategy": cfg.search.strategy, "n_failed": int((~table.ok).sum())}
+    if cfg.groups:  # the report and MLflow show group totals beside the leaves
+        p.context["groups"] = cfg.hierarchy().names
     state.job_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(p.to_dict(), indent=1))
     state.set(proposal={"weights": p.weights, "predicted": p.predicted, "n_runs": p.n_runs, "key": key})

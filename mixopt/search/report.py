@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from mixopt.hierarchy import SEP, group_totals
 from mixopt.search.budget import Budget, Spend
 from mixopt.search.state import JobState
 
@@ -63,11 +64,29 @@ def _num(x, fmt: str = ".4f") -> str:
     return "-" if x is None else format(x, fmt)
 
 
+def _rows(domains: list[str], groups: list[str]) -> list[tuple[str, str, bool]]:
+    """(label, name, is_group) in tree order: each group (its total) just before its first leaf, indented."""
+    rows, shown = [], set()
+    for d in domains:
+        parts = d.split(SEP)
+        for i in range(1, len(parts)):
+            g = SEP.join(parts[:i])
+            if g in groups and g not in shown:
+                shown.add(g)
+                rows.append(("  " * (i - 1) + f"{g} (group)", g, True))
+        depth = sum(1 for i in range(1, len(parts)) if SEP.join(parts[:i]) in groups)
+        rows.append(("  " * depth + d, d, False))
+    return rows
+
+
 def format_proposal(p) -> str:
     """The proposal (a :class:`~mixopt.proposal.Proposal`), its comparison with the prior / uniform / best
-    run under the same model, and where it came from."""
+    run under the same model, and where it came from. With hierarchical domains each group's total is
+    shown above its leaves."""
     domains = list(p.weights)
-    width = max(10, *(len(d) for d in domains))
+    groups = list(p.context.get("groups") or [])
+    rows = _rows(domains, groups)
+    width = max(10, *(len(label) for label, _, _ in rows))
     fid = p.context.get("fidelity", {})
     how = (f"best predicted by {p.surrogate} ({p.n_fit} rows fitted)" if p.rule == "predicted"
            else f"best run observed ({p.run_id})" if p.run_id else p.method)
@@ -89,8 +108,10 @@ def format_proposal(p) -> str:
     cols = [("proposal", {"weights": p.weights, "predicted": p.predicted, "observed": p.observed})]
     cols += [(name if name != "best_run" else f"best {b.get('run_id', '')}", b) for name, b in base.items()]
     out.append("  " + "domain".ljust(width) + "".join(c.rjust(14) for c, _ in cols))
-    for d in domains:
-        out.append("  " + d.ljust(width) + "".join(f"{b['weights'][d]:14.4f}" for _, b in cols))
+    totals = [group_totals(b["weights"], groups) for _, b in cols]
+    for label, name, is_group in rows:
+        vals = [t[name] for t in totals] if is_group else [b["weights"][name] for _, b in cols]
+        out.append("  " + label.ljust(width) + "".join(f"{v:14.4f}" for v in vals))
     out.append("  " + "predicted".ljust(width) + "".join(f"{_num(b.get('predicted')):>14}" for _, b in cols))
     out.append("  " + "observed".ljust(width) + "".join(f"{_num(b.get('observed')):>14}" for _, b in cols))
     if p.active_constraints:

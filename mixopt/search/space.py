@@ -40,7 +40,8 @@ def make_job_strategy(cfg, objective: Objective):
 class SearchSpace:
     """The job's decision space (see the module docstring).
 
-    domains: config order; prior: ``(k,)`` token shares; domain_tokens: ``(k,)`` training tokens per
+    domains: config order (the leaves, for hierarchical domains); prior: ``(k,)`` token shares (group priors
+    where the config sets them); domain_tokens: ``(k,)`` training tokens per
     domain; levels: ``(F, 2)`` (tokens, parameters) of each fidelity, cheapest first, the last the target;
     level_costs: ``(F,)`` FLOPs of one run at each level; feasible; objective. cost_unit: what the run
     table's ``cost`` is, hence what the acquisition prices a level by (``search.cost_unit``): ``"flops"``
@@ -63,15 +64,16 @@ class SearchSpace:
         from mixopt.proxies import ProxyConfig
 
         domains = list(data.domains)
-        prior = np.asarray(data.prior(), dtype=np.float64)
         tokens = np.array([len(data.train[d]) for d in domains], dtype=np.float64)
+        hierarchy = cfg.hierarchy()  # group priors where given, token shares elsewhere
+        prior = np.asarray(data.prior() if hierarchy.flat else hierarchy.prior(tokens), dtype=np.float64)
         levels, costs = [], []
         for f in cfg.proxy.fidelity_list():
             pc = ProxyConfig.preset(f.preset).with_vocab(data.vocab_size)
             levels.append([float(f.tokens), float(pc.param_counts()["total"])])
             costs.append(float(pc.flops_per_token(cfg.proxy.seq_len)) * float(f.tokens))
-        feasible = Constraints.from_settings(cfg.constraints, dict(zip(domains, tokens.tolist(), strict=True))
-                                             ).resolve(domains, prior=prior)
+        feasible = Constraints.from_settings(cfg.constraints, dict(zip(domains, tokens.tolist(), strict=True)),
+                                             groups=list(hierarchy.groups.values())).resolve(domains, prior=prior)
         return cls(domains, prior, tokens, np.array(levels), np.array(costs), feasible,
                    Objective.parse(cfg.search.objective), cost_unit=cfg.search.cost_unit)
 
