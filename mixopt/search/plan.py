@@ -126,10 +126,12 @@ def format_plan(plan: dict[str, Any]) -> str:
     lines = [f"job {plan['name']}  workspace {plan['workspace']}",
              f"data: {'prepared' if plan['prepared'] else 'not prepared (estimates marked ~)'} in {plan['data_dir']}",
              f"tokenizer: {plan['tokenizer']}",
-             f"{'domain':<14}{'documents':>11}{'tokens':>14}{'prior':>8}  source"]
+             ]
+    w = max(14, *(len(r["domain"]) + 2 for r in plan["domains"]))  # grouped domains: text/prose
+    lines.append(f"{'domain':<{w}}{'documents':>11}{'tokens':>14}{'prior':>8}  source")
     for r in plan["domains"]:
         mark = "" if r["exact"] else "~"
-        lines.append(f"{r['domain']:<14}{_n(r['documents']):>11}{mark + _n(r['tokens']):>14}{r['prior']:>8.3f}"
+        lines.append(f"{r['domain']:<{w}}{_n(r['documents']):>11}{mark + _n(r['tokens']):>14}{r['prior']:>8.3f}"
                      f"  {r['source']}")
     s = plan["search"]
     limits = ", ".join(f"{k} {_n(s[k])}" for k in ("runs", "tokens", "flops", "wall_seconds") if s[k] is not None)
