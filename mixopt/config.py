@@ -46,6 +46,7 @@ __all__ = [
     "JobConfig",
     "ProxySettings",
     "RaySettings",
+    "ReuseSettings",
     "SearchSettings",
     "TokenizerSettings",
     "TrackingSettings",
@@ -228,6 +229,16 @@ class ConstraintSettings(_Model):
     kl_to_prior: float | None = Field(default=None, gt=0, description="max KL(proposal || prior), nats")
 
 
+class ReuseSettings(_Model):
+    """Mixture reuse (see ``mixopt.search.reuse``): keep a previous job's proposal for the domains whose data
+    did not change and search only the changed and new ones."""
+
+    job: str = Field(description="the previous job: its job directory (holding job.json) or its job YAML file")
+    mode: Literal["collapse", "freeze"] = Field(
+        default="collapse", description="collapse: the unchanged domains become one virtual domain 'existing' at "
+        "their previous proportions; freeze: they keep their previous absolute weights")
+
+
 class TrackingSettings(_Model):
     uri: str | None = Field(default=None, description="MLflow URI (default: sqlite in the workspace)")
     experiment: str | None = None
@@ -257,6 +268,7 @@ class JobConfig(_Model):
     constraints: ConstraintSettings = ConstraintSettings()
     tracking: TrackingSettings = TrackingSettings()
     ray: RaySettings = RaySettings()
+    reuse: ReuseSettings | None = None
 
     @field_validator("name")
     @classmethod
@@ -448,4 +460,9 @@ def load_job_config(path: str | Path, overrides: dict[str, Any] | None = None) -
     for src in cfg.domains.values():
         src.path = _resolve(base, src.path)
     cfg.tokenizer.path = _resolve(base, cfg.tokenizer.path)
+    if cfg.reuse is not None:
+        cfg.reuse.job = _resolve(base, cfg.reuse.job)
+    from mixopt.search.reuse import apply_reuse
+
+    apply_reuse(cfg)  # a reusing job (this file, or `search --reuse` before): the previous job's tokenizer
     return cfg

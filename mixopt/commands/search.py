@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.add_argument("--rebuild-state", action="store_true",
                    help="rebuild a missing state.json from runs.jsonl (no run is re-run; see docs/search.md)")
+    p.add_argument("--reuse", metavar="PREVIOUS",
+                   help="reuse a previous job's proposal for the domains whose data did not change (its job "
+                        "directory or job YAML; sets reuse.job, see docs/search.md)")
     p.set_defaults(handler=cmd_search)
 
     p = sub.add_parser("status", help="runs done/running/failed, best so far, budget left")
@@ -68,6 +71,9 @@ def cmd_search(args) -> int:
     from mixopt.search.report import format_proposal
 
     cfg = load_job_config(args.job)
+    if args.reuse:  # the flag names the previous job; the file may still set reuse.mode
+        mode = cfg.reuse.mode if cfg.reuse is not None else "collapse"
+        cfg = load_job_config(args.job, {"reuse": {"job": str(Path(args.reuse).resolve()), "mode": mode}})
     result = run_search(cfg, address=args.address, progress=not args.quiet, rebuild_state=args.rebuild_state)
     n_ok, n_failed = len(result.ok_runs), len(result.failed_runs)
     print(f"\n{cfg.name}: {n_ok} ok and {n_failed} failed runs ({result.new_runs} new this session); "
@@ -83,7 +89,7 @@ def cmd_search(args) -> int:
         print(f"plots: {result.plots[0].parent.resolve()}/")
     print(f"runs: {result.job_dir / 'runs.jsonl'}")
     print(f"MLflow: {redact_uri(result.tracking_uri)} (experiment {result.experiment!r})")
-    if result.unlogged:
+    if result.unlogged and cfg.tracking.enabled:
         print(f"MLflow: {len(result.unlogged)} run(s) not logged ({result.tracking_error}); "
               f"results are on disk; `mixopt report {args.job}` back-fills them")
     print(f"browse: {_ui_hint(args.job)}")

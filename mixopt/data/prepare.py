@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,16 +149,55 @@ def prepare_data(cfg: JobConfig, progress: bool = True) -> PreparedData:
                 continue
             if manifest["shards"].pop(n, None) is not None or n in old_shards:
                 write_manifest(data_dir, manifest)  # stop claiming the old shard before replacing it
-            manifest["shards"][n] = _write_domain(cfg, n, tok, eos_id, dtype, path, progress)
+            same = _find_same_shard(data_dir, tok_path, fingerprints[n], n, cfg.data.val_tokens, dtype)
+            if same is not None:  # another data folder of the workspace has exactly these tokens
+                manifest["shards"][n] = _copy_shard(same, path)
+                work[n] = "reused"
+            else:
+                manifest["shards"][n] = _write_domain(cfg, n, tok, eos_id, dtype, path, progress)
+                work[n] = "prepared"
             manifest["shards"][n].update(source_hash=fingerprints[n], tokenizer_hash=tok_hash)
             # re-order entries to config order and persist after every domain
             manifest["shards"] = {k: manifest["shards"][k] for k in names if k in manifest["shards"]}
             write_manifest(data_dir, manifest)
-            work[n] = "prepared"
         write_manifest(data_dir, manifest)
     data = load_prepared(data_dir)
     data.work = work
     return data
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
+
+
+def _find_same_shard(data_dir: Path, tok_path: Path, source_hash: str, name: str, val_tokens: int,
+                     dtype: np.dtype) -> tuple[Path, dict] | None:
+    """A shard of domain ``name`` in a sibling data folder (``<workspace>/data/*``) made from the same source,
+    with a tokenizer of the same content and the same split: ``(its file, its manifest entry)``, or None."""
+    mine = None
+    for other in sorted(p for p in data_dir.parent.iterdir() if p.is_dir() and p != data_dir):
+        m = read_manifest(other) or {}
+        e = (m.get("shards") or {}).get(name)
+        if not (e and e.get("source_hash") == source_hash and e.get("val_tokens_setting") == val_tokens
+                and e.get("split_seed") == SPLIT_SEED and e.get("dtype") == dtype.name):
+            continue
+        file, tok = other / e["file"], Path((m.get("tokenizer") or {}).get("path", ""))
+        tok = tok if tok.is_absolute() else other / tok
+        if not (file.is_file() and file.stat().st_size == e["tokens"] * dtype.itemsize and tok.is_file()):
+            continue
+        mine = mine or _file_hash(tok_path)
+        if _file_hash(tok) == mine:
+            return file, e
+    return None
+
+
+def _copy_shard(found: tuple[Path, dict], path: Path) -> dict:
+    """Copy a shard found by :func:`_find_same_shard` to ``path`` (atomically); return its manifest entry."""
+    src, entry = found
+    with atomic_writer(path) as f, open(src, "rb") as g:
+        shutil.copyfileobj(g, f, 1 << 24)
+    log.info("domain %s: reused %s (same source and tokenizer)", path.stem, src)
+    return dict(entry) | {"file": f"shards/{path.name}"}
 
 
 def _write_domain(cfg: JobConfig, name: str, tok, eos_id: int, dtype: np.dtype, path: Path, progress: bool) -> dict:

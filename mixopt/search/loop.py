@@ -45,6 +45,7 @@ from mixopt.search.progress import ProgressDisplay, Snapshot
 from mixopt.search.proposal import build_proposal
 from mixopt.search.ray_runtime import ray_session
 from mixopt.search.report import HEARTBEAT_S, plot_paths
+from mixopt.search.reuse import apply_reuse, write_job_file
 from mixopt.search.space import SearchSpace, make_job_strategy
 from mixopt.search.state import (
     RUNS_FILE,
@@ -197,6 +198,7 @@ class _Search:
     def make_launch(self, weights: dict[str, float], fid: int, source: str) -> Launch:
         rid = self.state.new_run_id("c" if source == "confirm" else "r")
         f = self.fidelities[fid]
+        weights = self.space.leaf_weights(weights)  # a proxy always trains on the full mixture
         return Launch(rid, weights, fid, f.preset, int(f.tokens), _run_seed(self.cfg.seed, int(rid[1:])), source,
                       float(self.space.level_costs[fid]))
 
@@ -362,7 +364,8 @@ class _Search:
         final = {d: float(v) for d, v in (rec or {}).get("final_loss", {}).items()} if rec else {}
         objective = None
         if why is None:
-            objective = float(self.space.objective.values([[final[d] for d in self.domains]], self.domains)[0])
+            targets = self.space.targets
+            objective = float(self.space.objective.values([[final[d] for d in targets]], targets)[0])
         entry = RunEntry(
             run_id=launch.run_id, weights=launch.weights, fidelity=launch.fidelity, preset=launch.preset,
             tokens=launch.tokens, seed=launch.seed, source=launch.source,
@@ -435,6 +438,7 @@ def run_search(cfg, *, address: str | None = None, progress: bool = True,
     """
     from mixopt.search.preflight import preflight
 
+    apply_reuse(cfg)
     preflight(cfg)
     with JobLock(cfg.job_dir, purpose="search"):
         return _run_locked(cfg, address=address, progress=progress, train_fn=train_fn, rebuild_state=rebuild_state)
@@ -444,6 +448,7 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state) -> SearchRes
     from mixopt.tracking import Tracker
 
     s = _Search(cfg, progress=progress, train_fn=train_fn, rebuild_state=rebuild_state)
+    write_job_file(cfg)  # what a later `--reuse` of this job reads
     done = s.finished_proposal()
     if done is not None:  # nothing to run, nothing to refit: no data preparation, no Ray, no wall time spent
         return _finished_result(cfg, s, done)
@@ -462,6 +467,8 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state) -> SearchRes
                 ray = stack.enter_context(ray_session(cfg, address))
                 s.display.message(f"search {cfg.name}: strategy {cfg.search.strategy}, budget {s.budget.describe()}, "
                                   f"{len(s.state.runs)} run(s) on disk, job dir {cfg.job_dir.resolve()}")
+                if s.space.reuse is not None:
+                    s.display.message(s.space.reuse.describe())
                 s.run(ray)
             s.display.close()
             proposal, plots = build_proposal(cfg, s.state, s.space, strategy=s.strategy)

@@ -78,6 +78,12 @@ def build_proposal(cfg, state: JobState, space: SearchSpace, *, plots: bool = Tr
                  "search_strategy": cfg.search.strategy, "n_failed": int((~table.ok).sum())}
     if cfg.groups:  # the report and MLflow show group totals beside the leaves
         p.context["groups"] = cfg.hierarchy().names
+    if space.reuse is not None:  # the user gets the full mixture; the coordinates go to the context
+        p.context["reuse"] = space.reuse.to_dict() | {"coordinate_weights": dict(p.weights)}
+        p.weights = space.leaf_weights(p.weights)
+        for b in [*p.baselines.values(), p.trust.get("fallback") or {}]:
+            if "weights" in b:
+                b["weights"] = space.leaf_weights(b["weights"])
     state.job_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(p.to_dict(), indent=1))
     state.set(proposal={"weights": p.weights, "predicted": p.predicted, "n_runs": p.n_runs, "key": key})

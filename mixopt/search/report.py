@@ -100,6 +100,13 @@ def format_proposal(p) -> str:
     out.append(line)
     if p.reason:
         out.append(f"  note: {p.reason}")
+    reuse = p.context.get("reuse")
+    if reuse:
+        kept = ", ".join(reuse["kept"])
+        how = (f"collapsed into '{reuse['coordinates'][0]}' = {reuse['coordinate_weights'][reuse['coordinates'][0]]:.4f} "
+               "at the previous proportions" if reuse["mode"] == "collapse" else "frozen at their previous weights")
+        out.append(f"  reuse: {kept} kept from {reuse['source']} ({how}); searched "
+                   f"{len(reuse['coordinates'])} coordinates: {', '.join(reuse['coordinates'])}")
     if p.trust:
         out.append(f"  trust: {p.trust['level']}" + (f" -- {'; '.join(p.trust['warnings'])}" if p.trust.get("warnings") else ""))
         if p.trust["level"] != "high":

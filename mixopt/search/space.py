@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixopt.errors import ConfigError
 from mixopt.feasible import Constraints, FeasibleSet
 from mixopt.objective import Objective
 from mixopt.runs import RunTable
+from mixopt.search.reuse import Reuse, load_reuse
 
 __all__ = ["FIDELITY_COLUMNS", "SearchSpace", "make_job_strategy"]
 
@@ -40,8 +42,10 @@ def make_job_strategy(cfg, objective: Objective):
 class SearchSpace:
     """The job's decision space (see the module docstring).
 
-    domains: config order (the leaves, for hierarchical domains); prior: ``(k,)`` token shares (group priors
-    where the config sets them); domain_tokens: ``(k,)`` training tokens per
+    domains: what the search decides over, in config order (the data domains -- the leaves, for hierarchical
+    domains -- or the coordinates of a mixture reuse, :mod:`mixopt.search.reuse`); targets: the data domains,
+    whose losses are the targets; prior: ``(k,)`` token shares (group priors where the config sets them);
+    domain_tokens: ``(k,)`` training tokens per
     domain; levels: ``(F, 2)`` (tokens, parameters) of each fidelity, cheapest first, the last the target;
     level_costs: ``(F,)`` FLOPs of one run at each level; feasible; objective. cost_unit: what the run
     table's ``cost`` is, hence what the acquisition prices a level by (``search.cost_unit``): ``"flops"``
@@ -57,6 +61,16 @@ class SearchSpace:
     feasible: FeasibleSet
     objective: Objective
     cost_unit: str = "flops"
+    targets: list[str] | None = None  # the data domains whose losses are the targets (default: domains)
+    reuse: Reuse | None = None
+
+    def __post_init__(self) -> None:
+        self.targets = list(self.targets or self.domains)
+
+    def leaf_weights(self, weights: dict[str, float]) -> dict[str, float]:
+        """A mixture keyed by the search's coordinates -> the full mixture a proxy trains on (the same
+        mixture without mixture reuse, see :mod:`mixopt.search.reuse`)."""
+        return self.reuse.expand_dict(weights) if self.reuse is not None else dict(weights)
 
     @classmethod
     def from_data(cls, cfg, data) -> SearchSpace:
@@ -74,11 +88,20 @@ class SearchSpace:
             costs.append(float(pc.flops_per_token(cfg.proxy.seq_len)) * float(f.tokens))
         feasible = Constraints.from_settings(cfg.constraints, dict(zip(domains, tokens.tolist(), strict=True)),
                                              groups=list(hierarchy.groups.values())).resolve(domains, prior=prior)
-        return cls(domains, prior, tokens, np.array(levels), np.array(costs), feasible,
-                   Objective.parse(cfg.search.objective), cost_unit=cfg.search.cost_unit)
+        reuse = load_reuse(cfg)
+        coords, coord_prior = domains, prior
+        if reuse is not None:  # decide over the reused coordinates; the bounds follow the domains' own
+            if cfg.constraints.kl_to_prior is not None or cfg.groups:
+                raise ConfigError("reuse cannot be combined with constraints.kl_to_prior or domain groups yet")
+            lo, hi = reuse.bounds(feasible.lo, feasible.hi)
+            coords, coord_prior = reuse.coordinates, reuse.prior(prior)
+            feasible = Constraints(min_weight=lo, max_weight=hi).resolve(coords, prior=coord_prior)
+        return cls(coords, coord_prior, tokens, np.array(levels), np.array(costs), feasible,
+                   Objective.parse(cfg.search.objective), cost_unit=cfg.search.cost_unit, targets=domains,
+                   reuse=reuse)
 
     def empty_table(self) -> RunTable:
-        return RunTable.empty(self.domains, self.domains, fidelity_names=FIDELITY_COLUMNS, levels=self.levels,
+        return RunTable.empty(self.domains, self.targets, fidelity_names=FIDELITY_COLUMNS, levels=self.levels,
                               level_costs=self.level_costs, quantity="tokens")
 
     def table(self, runs, *, include_confirm: bool = True) -> RunTable:
@@ -89,10 +112,14 @@ class SearchSpace:
         recs = []
         for r in runs:
             rec = r.record or {}
-            recs.append({"run_id": r.run_id, "weights": r.weights, "status": r.status, "level": r.fidelity,
+            weights = r.weights
+            if self.reuse is not None:  # runs hold full mixtures; the strategy sees coordinates
+                z = self.reuse.reduce([[r.weights[d] for d in self.targets]])[0]
+                weights = dict(zip(self.domains, z.tolist(), strict=True))
+            recs.append({"run_id": r.run_id, "weights": weights, "status": r.status, "level": r.fidelity,
                          "final_loss": r.final_loss, "seconds": r.wall_time if r.wall_time > 0 else None,
                          "flops": r.flops if r.flops > 0 else None,
                          "tokens_seen": rec.get("tokens_seen"), "val_loss": rec.get("val_loss")})
-        return RunTable.from_records(recs, domains=self.domains, targets=self.domains, fidelity=FIDELITY_COLUMNS,
+        return RunTable.from_records(recs, domains=self.domains, targets=self.targets, fidelity=FIDELITY_COLUMNS,
                                      levels=self.levels, level_costs=self.level_costs, quantity="tokens",
                                      cost=self.cost_unit, keep_failed=True)

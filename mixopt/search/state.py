@@ -74,6 +74,8 @@ def config_hash(cfg) -> str:
     """
     d = cfg.model_dump(mode="json")
     relevant = {k: d[k] for k in ("domains", "tokenizer", "data", "proxy", "seed")}
+    if d.get("reuse"):  # what the search decides over (absent without reuse: old hashes stay valid)
+        relevant["reuse"] = d["reuse"]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
