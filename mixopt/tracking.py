@@ -2,15 +2,18 @@
 
 Layout (see ``docs/search.md``)::
 
-    experiment  cfg.experiment_name()            (artifacts under <workspace>/mlartifacts for sqlite)
+    experiment  cfg.experiment_name()            (artifacts under <workspace>/mlartifacts for sqlite; tagged
+    │                                            mlflow.experimentKind=custom_model_development: the UI
+    │                                            opens on the runs table)
     └─ parent run "<job name>"                   tags mixopt.role=job; params: the flat job config;
        │                                         metrics best_objective / budget_fraction vs runs done,
        │                                         proposal/* (proposal/w.<domain>, and proposal/w.<group>
        │                                         for hierarchical domains); artifacts proposal.json,
-       │                                         cv_table.json, plots/
+       │                                         cv_table.json, runs.csv (every run), plots/
        └─ child run per proxy "<run id>"          tags mlflow.parentRunId, mixopt.run_id, strategy, status;
                                                   params w.<domain> (and w.<group>), preset, tokens, seed, fidelity;
-                                                  metrics val_loss/<domain> (step = tokens seen), objective
+                                                  metrics val_loss/<domain> (step = tokens seen), objective;
+                                                  start/end = the run's own; artifact loss_curves.png
 
 Everything is logged from one daemon thread with ``MlflowClient.log_batch`` (three calls per child run),
 so a slow or dead server never stalls the search. Tracking is failure-tolerant: the first error marks the
@@ -46,6 +49,7 @@ __all__ = ["Tracker", "check_tracking_server", "child_run_payload", "client_uri"
 
 log = logging.getLogger(__name__)
 
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 _MAX_PARAMS = 100  # log_batch limits
 _MAX_METRICS = 1000
 _PARAM_LEN = 6000
@@ -122,6 +126,47 @@ def child_run_payload(entry, strategy: str, groups: Sequence[str] = ()
     if entry.reason:
         tags["mixopt.reason"] = entry.reason[:500]
     return params, metrics, tags
+
+
+def loss_curve_figure(entry):
+    """A matplotlib figure of one run's per-domain validation loss against tokens seen (None without a
+    curve)."""
+    rec = entry.record or {}
+    seen, curves = rec.get("tokens_seen") or [], rec.get("val_loss") or {}
+    if not seen or not curves:
+        return None
+    from matplotlib.figure import Figure  # no pyplot: this runs in the tracker's thread
+
+    fig = Figure(figsize=(5, 3.4))
+    ax = fig.subplots()
+    for d, losses in curves.items():
+        ax.plot(seen[: len(losses)], losses, marker="o", ms=3, label=f"{d} ({entry.weights.get(d, 0):.2f})")
+    ax.set(xlabel="tokens seen", ylabel="validation loss (nats/token)",
+           title=f"{entry.run_id}: {entry.preset}, {entry.tokens:,} tokens ({entry.status})")
+    if len(seen) > 2:
+        ax.set_xscale("log")
+    ax.legend(fontsize=6, title="domain (weight)", title_fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def run_table_csv(runs) -> str:
+    """Every run of the job as CSV (run id, status, source, fidelity, seed, objective, weights, final losses)."""
+    import csv
+    import io
+
+    domains = list(dict.fromkeys(d for r in runs for d in r.weights))
+    losses = list(dict.fromkeys(d for r in runs for d in r.final_loss))
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["run_id", "status", "source", "fidelity", "preset", "tokens", "seed", "objective", "flops",
+                "wall_time", *(f"w.{d}" for d in domains), *(f"loss.{d}" for d in losses)])
+    for r in runs:
+        w.writerow([r.run_id, r.status, r.source, r.fidelity, r.preset, r.tokens, r.seed,
+                    "" if r.objective is None else f"{r.objective:.6g}", f"{r.flops:.4g}", f"{r.wall_time:.3f}",
+                    *(f"{r.weights.get(d, 0.0):.6g}" for d in domains),
+                    *("" if r.final_loss.get(d) is None else f"{r.final_loss[d]:.6g}" for d in losses)])
+    return buf.getvalue()
 
 
 class Tracker:
@@ -238,6 +283,9 @@ class Tracker:
             self.experiment_id = exp.experiment_id
             if exp.lifecycle_stage == "deleted":
                 client.restore_experiment(exp.experiment_id)
+        if exp is None or exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            # a model-training experiment: the UI opens on the runs table, not on the GenAI traces page
+            client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         saved = self.state.meta.get("mlflow", {})
         parent = None
         if saved.get("parent_run_id") and saved.get("uri") == self.shown_uri:
@@ -292,17 +340,22 @@ class Tracker:
         client = self._client
         params, metrics, tags = child_run_payload(entry, self.cfg.search.strategy, list(self.cfg.groups))
         tags |= {"mlflow.parentRunId": self.parent_run_id, "mixopt.job": self.cfg.name}
-        run = client.create_run(self.experiment_id, run_name=entry.run_id, tags=tags)
+        # the run's real start and end (it is logged after it finished): durations in the UI are true
+        end = int(1000 * (entry.finished_at or time.time()))
+        start = end - int(1000 * max(0.0, entry.wall_time or 0.0))
+        run = client.create_run(self.experiment_id, run_name=entry.run_id, tags=tags, start_time=start)
         rid = run.info.run_id
-        now = int(time.time() * 1000)
-        mlist = [Metric(k, v, now, s) for k, v, s in metrics]
+        mlist = [Metric(k, v, end, s) for k, v, s in metrics]
         plist = [Param(k, v[:_PARAM_LEN]) for k, v in params.items()]
         client.log_batch(rid, metrics=mlist[:_MAX_METRICS], params=plist[:_MAX_PARAMS])
         for rest in _chunks(plist[_MAX_PARAMS:], _MAX_PARAMS):
             client.log_batch(rid, params=rest)
         for rest in _chunks(mlist[_MAX_METRICS:], _MAX_METRICS):
             client.log_batch(rid, metrics=rest)
-        client.set_terminated(rid, status="FINISHED" if entry.ok else "FAILED")
+        fig = loss_curve_figure(entry)
+        if fig is not None:
+            client.log_figure(rid, fig, "loss_curves.png")
+        client.set_terminated(rid, status="FINISHED" if entry.ok else "FAILED", end_time=end)
         self._logged.add(entry.run_id)
         self.state.mark_logged([entry.run_id])
 
@@ -324,6 +377,7 @@ class Tracker:
                 metrics[f"proposal/{key}"] = float(proposal[key])
         self._log_parent_metrics(step, metrics)
         self._client.log_dict(self.parent_run_id, proposal, "proposal.json")
+        self._client.log_text(self.parent_run_id, run_table_csv(self.state.runs), "runs.csv")
         if proposal.get("cv_table") is not None:
             self._client.log_dict(self.parent_run_id, {"cv_table": proposal["cv_table"]}, "cv_table.json")
         for path in artifacts:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -75,6 +76,30 @@ def test_child_runs_are_nested_and_carry_weights_and_curves(ws):
     assert parent.data.tags["mixopt.role"] == "job"
     assert parent.data.params["search.strategy"] == "regmix"
     assert parent.data.metrics["best_objective"] == pytest.approx(4.5)
+
+
+def test_the_ui_opens_on_runs_with_real_durations_and_per_run_artifacts(ws):
+    cfg = _cfg(ws, "ui")
+    state = JobState.open(cfg.job_dir, config_hash="h")
+    e = _entry("r0000", 0.3, 4.5)
+    e.finished_at, e.wall_time = 1_700_000_000.0, 8.25  # finished then, after 8.25 s of training
+    state.append_run(e)
+    tr = Tracker(cfg, state)
+    tr.start()
+    tr.log_proposal({"weights": {"code": 0.3, "prose": 0.7}, "predicted": 4.4}, 1, [])
+    tr.close()
+    assert tr.error is None
+    client = MlflowClient(cfg.tracking_uri())
+    exp = client.get_experiment_by_name(cfg.experiment_name())
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the runs table, not GenAI pages
+    (kid,) = _children(client, cfg, tr.parent_run_id)
+    assert kid.info.end_time == 1_700_000_000_000
+    assert kid.info.end_time - kid.info.start_time == 8250  # the training time, not the logging time
+    assert {a.path for a in client.list_artifacts(kid.info.run_id)} == {"loss_curves.png"}
+    table = client.download_artifacts(tr.parent_run_id, "runs.csv", str(ws / "dl"))
+    rows = Path(table).read_text().splitlines()
+    assert rows[0].split(",")[:3] == ["run_id", "status", "source"] and rows[1].startswith("r0000,ok,init")
+    assert "w.code" in rows[0] and "loss.prose" in rows[0]
 
 
 def test_logging_is_idempotent_across_sessions(ws):

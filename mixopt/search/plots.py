@@ -2,8 +2,11 @@
 
 * ``cv_predicted_vs_actual.png`` — out-of-fold surrogate predictions of the objective vs observed;
 * ``proposal_vs_prior.png`` — proposal, prior, uniform and best-run weights per domain;
-* ``best_vs_budget.png`` — best objective found vs cumulative proxy FLOPs (in finishing order);
-* ``loss_vs_fidelity.png`` — each run's objective vs its training FLOPs, one colour per fidelity.
+* ``best_vs_budget.png`` — every target-fidelity run's objective and the best so far vs cumulative proxy
+  FLOPs (in finishing order);
+* ``loss_vs_fidelity.png`` — each run's objective vs its training FLOPs, one colour per fidelity; with a
+  single fidelity ``runs_by_source.png`` instead: each run's objective in launch order, one colour per
+  source (initial design, strategy's picks, verification).
 """
 
 from __future__ import annotations
@@ -98,21 +101,38 @@ def write_plots(out_dir: Path, cfg, runs, space, proposal, model, table) -> list
             ys_b.append(best)
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
     if xs_b:
-        ax.step(xs_b, ys_b, where="post")
-    ax.set(xlabel="proxy FLOPs spent", ylabel="best objective (target fidelity)",
-           title=f"{cfg.search.strategy}: best vs budget")
+        ax.step(xs_b, ys_b, where="post", label="best so far", color="k")
+    spent = 0.0  # every run at the target fidelity as a dot at the budget spent when it finished
+    for r in counted:
+        spent += r.flops
+        if r.ok and r.objective is not None and r.fidelity == target:
+            ax.scatter([spent], [r.objective], s=14, color="C0", alpha=0.6)
+    ax.set(xlabel="proxy FLOPs spent", ylabel="objective (target fidelity)",
+           title=f"{cfg.search.strategy}: runs and best vs budget")
+    if xs_b:
+        ax.legend(fontsize=7)
     save(fig, "best_vs_budget.png")
 
-    # 4. loss vs fidelity
+    # 4. loss vs fidelity; with one fidelity, every run's objective in launch order by where it came from
     fig, ax = plt.subplots(figsize=(4.8, 3.6))
     fl = cfg.proxy.fidelity_list()
-    for f in sorted({r.fidelity for r in ok}):
-        rs = [r for r in ok if r.fidelity == f]
-        ax.scatter([r.flops for r in rs], [r.objective for r in rs], s=16,
-                   label=f"{fl[f].preset} / {fl[f].tokens:,} tok" if f < len(fl) else str(f))
-    ax.set_xscale("log")
-    ax.set(xlabel="training FLOPs", ylabel="objective", title="loss vs fidelity")
+    if len(fl) > 1:
+        for f in sorted({r.fidelity for r in ok}):
+            rs = [r for r in ok if r.fidelity == f]
+            ax.scatter([r.flops for r in rs], [r.objective for r in rs], s=16,
+                       label=f"{fl[f].preset} / {fl[f].tokens:,} tok" if f < len(fl) else str(f))
+        ax.set_xscale("log")
+        ax.set(xlabel="training FLOPs", ylabel="objective", title="loss vs fidelity")
+        name = "loss_vs_fidelity.png"
+    else:
+        order = {r.run_id: i for i, r in enumerate(sorted(runs, key=lambda r: r.run_id))}
+        for source in sorted({r.source for r in ok}):
+            rs = [r for r in ok if r.source == source]
+            ax.scatter([order[r.run_id] for r in rs], [r.objective for r in rs], s=16, label=source)
+        ax.set(xlabel="run (launch order)", ylabel="objective",
+               title=f"runs by source ({fl[0].preset} / {fl[0].tokens:,} tok)")
+        name = "runs_by_source.png"
     if ok:
         ax.legend(fontsize=7)
-    save(fig, "loss_vs_fidelity.png")
+    save(fig, name)
     return paths

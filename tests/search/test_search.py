@@ -59,7 +59,7 @@ def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tm
     assert p.baselines["best_run"]["observed"] == pytest.approx(min(r.objective for r in runs))
     assert json.loads((cfg.job_dir / "proposal.json").read_text())["weights"] == p.weights
     assert {x.name for x in res.plots} == {"cv_predicted_vs_actual.png", "proposal_vs_prior.png",
-                                           "best_vs_budget.png", "loss_vs_fidelity.png"}
+                                           "best_vs_budget.png", "runs_by_source.png"}  # one fidelity
     assert all(x.stat().st_size > 1000 for x in res.plots)
 
     # MLflow: one parent, one nested child per proxy carrying its weights
