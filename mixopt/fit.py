@@ -85,7 +85,7 @@ def fit_table(table: RunTable, *, surrogate: str = "auto", objective="mean", par
         y = model.inputs.Y if model.per_target else model.inputs.Y[:, 0]
         res = cross_validate(clone(model.surrogate), model.inputs.X, y, n_folds=folds,
                              objective_weights=model._w if model.per_target else None, seed=seed,
-                             fidelity_columns=model.inputs.fidelity_columns)
+                             fidelity_columns=model.inputs.fidelity_columns, y_var=model.y_var)
         cv_rows = [{"surrogate": surrogate, "chosen": True, **{k: round(float(res[k]), 5) for k in _CV_KEYS}}]
     else:
         cv_rows = []
