@@ -154,7 +154,7 @@ def _noise_check(report: dict, warnings: list[str], proposal, table: RunTable, o
     gain = best - float(proposal.predicted)
     report["noise"] |= {"best_observed_mean": round(best, 5), "predicted_gain": round(gain, 5)}
     if abs(gain) < noise["std"]:  # (a proposal predicted clearly worse is the self-consistency check's)
-        warnings.append(f"predicted gain {gain:.4f} over the best observed mixture ({best:.4f}) is below the "
+        warnings.append(f"predicted gain {gain:.4f} over the best observed mixture ({best:.4f}) is within the "
                         f"run-to-run noise {noise['std']:.4f}: repeat the proposal or treat it as a tie")
 
 

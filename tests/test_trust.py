@@ -122,7 +122,7 @@ def test_a_predicted_gain_within_the_run_to_run_noise_is_called_a_tie():
     assert n["best_observed_mean"] == pytest.approx(best_mean, abs=1e-5)
     assert n["predicted_gain"] == pytest.approx(best_mean - p.predicted, abs=1e-4)
     assert abs(n["predicted_gain"]) < n["std"]
-    assert any("below the run-to-run noise" in w and "repeat the proposal or treat it as a tie" in w
+    assert any("within the run-to-run noise" in w and "repeat the proposal or treat it as a tie" in w
                for w in r["warnings"])
     assert r["level"] != "high"
     assert noise_line(r).startswith(f"noise: run-to-run std {n['std']:.4f} at the proposal")
