@@ -169,12 +169,47 @@ def _make_gp(tX, tY, fidelity_dims, noise_floor, task_feature=None, output_task=
     else:
         kw = {"likelihood": GaussianLikelihood(noise_constraint=GreaterThan(noise_floor))}
     if task_feature is not None:
+        if tV is not None:
+            return _fixed_noise_multitask()(
+                tX, tY, task_feature=task_feature, output_tasks=[int(output_task)], **kw, all_tasks=all_tasks,
+                outcome_transform=Standardize(m=1))
         return MultiTaskGP(tX, tY, task_feature=task_feature, output_tasks=[int(output_task)], **kw,
                            all_tasks=all_tasks, outcome_transform=Standardize(m=1))
     if fidelity_dims:
         return SingleTaskMultiFidelityGP(tX, tY, data_fidelities=list(fidelity_dims), **kw,
                                          outcome_transform=Standardize(m=1))
     return SingleTaskGP(tX, tY, **kw, outcome_transform=Standardize(m=1))
+
+
+def _fixed_noise_multitask():
+    """``MultiTaskGP`` whose predictive noise works with fixed per-run noise in every case the multi-fidelity
+    MES needs. BoTorch 0.18's ``MultiTaskGP`` refuses a noise tensor for new points (a fantasy's: the mean
+    training noise) and its per-task mean noise fails on batched fantasy models; here a noise tensor is
+    added as is, and the per-task mean training noise is computed batch-aware."""
+    import torch
+    from botorch.models import MultiTaskGP
+    from gpytorch.distributions import MultivariateNormal
+    from linear_operator.operators import DiagLinearOperator
+
+    class FixedNoiseMultiTaskGP(MultiTaskGP):
+        def _apply_noise(self, X, mvn, observation_noise):
+            if observation_noise is False:
+                return mvn
+            if torch.is_tensor(observation_noise):
+                noise = observation_noise.mean().expand(mvn.mean.shape)
+            else:  # each test point gets the mean training noise of its task (level)
+                tf = self._map_tasks(self.train_inputs[0][..., self._task_feature]).long()  # (*b, n)
+                nz, tf = torch.broadcast_tensors(self.likelihood.noise, tf)
+                onehot = torch.nn.functional.one_hot(tf, self.num_tasks).to(nz)  # (*b, n, T)
+                per_task = (nz.unsqueeze(-1) * onehot).sum(-2) / onehot.sum(-2).clamp_min(1)  # (*b, T)
+                test = self._map_tasks(X[..., self._task_feature]).long()  # (*bx, q)
+                shape = torch.broadcast_shapes(per_task.shape[:-1] + test.shape[-1:], test.shape)
+                idx = test.expand(shape).unsqueeze(-1)
+                noise = per_task.unsqueeze(-2).expand(*shape, per_task.shape[-1]).gather(-1, idx).squeeze(-1)
+                noise = noise.expand(mvn.mean.shape)
+            return MultivariateNormal(mvn.mean, mvn.lazy_covariance_matrix + DiagLinearOperator(noise.to(mvn.mean)))
+
+    return FixedNoiseMultiTaskGP
 
 
 class GPSurrogate(Surrogate):

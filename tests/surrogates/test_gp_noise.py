@@ -87,3 +87,21 @@ def test_y_var_errors_are_one_line():
         make_surrogate("gp").fit(W, y, y_var=-np.ones(8))
     with pytest.raises(DataError, match="rows but X has"):
         make_surrogate("gp").fit(W, y, y_var=np.ones(7))
+
+
+@pytest.mark.parametrize("fidelity_model", ["multitask", "downsampling"])
+def test_multi_fidelity_gp_with_repeats_still_runs_the_cost_aware_acquisition(fidelity_model):
+    from mixopt.events import since, snapshot
+    from mixopt.strategies import make_strategy
+
+    rng = np.random.default_rng(0)
+    W = np.repeat(rng.dirichlet(np.ones(3), 8), 2, axis=0)  # 8 mixtures x 2 seeds, at two fidelities
+    F = np.where(np.arange(16) % 4 < 2, 1e4, 4e4)
+    y = 3 - W[:, 0] + (F == 1e4) * 0.3 + (0.02 + 0.2 * W[:, 1]) * rng.standard_normal(16)
+    t = RunTable.from_arrays(W, y, domains=list("abc"), target_names=["loss"], fidelity=F, fidelity_names=["tokens"])
+    s = make_strategy("bo", seed=0, fidelity_model=fidelity_model, surrogate_params={"max_iter": 30})
+    assert s.model(t).y_var is not None and s.model(t).surrogate.fidelity_model_ == fidelity_model
+    before = snapshot()
+    picks = s.ask(t, rng.dirichlet(np.ones(3), 200), 3)
+    assert len(picks) == 3 and len({c for c, _ in picks}) == 3
+    assert "acquisition.mes_failed" not in since(before)  # the MES fantasizes with the per-run noise
