@@ -142,9 +142,13 @@ def mixture_means(table, objective="mean") -> list[dict]:
     (ddof 1; ``None`` when run once), "n", "run_ids"}`` of its objective, sorted by mean (best first)."""
     at = np.flatnonzero(table.at_level(-1))
     W, y, gid = _target_groups(table, objective)
+    if len(gid) == 0:
+        return []
+    order = np.argsort(gid, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(gid[order]) != 0])
     out = []
-    for g in np.unique(gid):
-        rows = np.flatnonzero(gid == g)
+    for rows in np.split(order, starts[1:]):
+        g = gid[rows[0]]
         out.append({"weights": W[g], "mean": float(y[rows].mean()),
                     "std": float(y[rows].std(ddof=1)) if rows.size >= 2 else None,
                     "n": int(rows.size), "run_ids": [table.run_ids[at[r]] for r in rows]})

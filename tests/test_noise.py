@@ -79,3 +79,4 @@ def test_table_spread_and_noise_at_a_mixture():
     assert noise_at(t, [0.3, 0.3, 0.4])["repeats"] == 1
     single = RunTable.from_arrays(W0, W0[:, 1], domains=list("abc"), target_names=["loss"])
     assert noise_at(single, W0[0]) is None and mixture_spread(single) == []
+    assert mixture_spread(RunTable.empty(list("abc"), ["loss"])) == []  # no run at the target fidelity yet

@@ -175,10 +175,10 @@ class Strategy:
             level = table.target_level if np.any(ok & (table.level == table.target_level)) else int(table.level[ok].max())
             sel = np.flatnonzero(ok & (table.level == level))
             # repeats of a mixture (search.repeats) are judged by their mean, not by their luckiest run
-            gid = repeat_groups(table.weights[sel])
-            means = np.array([y[sel][gid == g].mean() for g in gid])
+            _, inv, counts = np.unique(repeat_groups(table.weights[sel]), return_inverse=True, return_counts=True)
+            means = (np.bincount(inv, weights=y[sel]) / counts)[inv]  # (len(sel),) each row's mixture mean
             i = int(sel[np.argmin(means)])
-            n_rep = int((gid == gid[int(np.argmin(means))]).sum())
+            n_rep = int(counts[inv[int(np.argmin(means))]])
             w = table.weights[i]
             pred = None if model is None else model.predict(w[None, :])
             kl = kl_divergence(w, feasible.prior)
