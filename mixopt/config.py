@@ -168,6 +168,10 @@ class SearchSettings(_Model):
     strategy: str = "bo"
     n_init: int = Field(default=8, gt=0, description="initial design size")
     batch_size: int = Field(default=2, gt=0, description="proposals per round (q)")
+    repeats: int = Field(
+        default=1, gt=0, le=32, description="runs of each chosen mixture, each with its own seed, at the same "
+        "fidelity; every repeat counts against the budget; with repeats > 1 the GP is fitted with per-mixture "
+        "run-to-run noise (mixopt.noise)")
     surrogate: str | None = Field(default=None, description="model of the proposal (default: the strategy's own)")
     recommend: Literal["predicted", "revealed"] | None = Field(
         default=None, description="proposal rule (default: the strategy's own)")

@@ -42,14 +42,21 @@ class FitResult:
     proposal: Proposal | None = None
 
     def to_dict(self) -> dict:
-        """What ``fit.json`` holds: the table's shape, the objective, the surrogate and what was chosen."""
+        """What ``fit.json`` holds: the table's shape, the objective, the surrogate and what was chosen, and
+        the run-to-run noise when the table repeats mixtures (``noise``: repeated mixtures, pooled std per
+        fitted column, whether the model was fitted with it; ``None`` without repeats)."""
         t = self.table
         w = self.objective.weights(t.target_names)
+        est = self.model.inputs.noise
+        noise = None if est is None else {
+            "repeated_mixtures": est.n_groups, "fitted_with_noise": self.model.y_var is not None,
+            "pooled_std": dict(zip(self.model.target_names, np.sqrt(est.pooled).round(6).tolist(), strict=True))}
         return {"table": {"source": t.source, "runs": len(t), "domains": t.domains, "targets": t.target_names,
                           "fidelity": t.fidelity_names, "skipped": t.skipped},
                 "surrogate": self.surrogate, "chosen": self.model.describe(),
                 "objective": self.objective.to_json(),
-                "objective_weights": dict(zip(t.target_names, w.tolist(), strict=True))}
+                "objective_weights": dict(zip(t.target_names, w.tolist(), strict=True)),
+                "noise": noise}
 
 
 def fit_table(table: RunTable, *, surrogate: str = "auto", objective="mean", params: dict | None = None,
@@ -85,7 +92,7 @@ def fit_table(table: RunTable, *, surrogate: str = "auto", objective="mean", par
         y = model.inputs.Y if model.per_target else model.inputs.Y[:, 0]
         res = cross_validate(clone(model.surrogate), model.inputs.X, y, n_folds=folds,
                              objective_weights=model._w if model.per_target else None, seed=seed,
-                             fidelity_columns=model.inputs.fidelity_columns)
+                             fidelity_columns=model.inputs.fidelity_columns, y_var=model.y_var)
         cv_rows = [{"surrogate": surrogate, "chosen": True, **{k: round(float(res[k]), 5) for k in _CV_KEYS}}]
     else:
         cv_rows = []

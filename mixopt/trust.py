@@ -9,7 +9,12 @@
 - **extrapolation in mixture space**: the total-variation distance from the proposal to the nearest run,
   against the typical spacing of the runs (the median nearest-neighbour distance among them);
 - **self-consistency**: does the model predict the best observed run better than its own proposal?
-- **evidence**: fewer successful runs than domains + 2.
+- **evidence**: fewer successful runs than domains + 2;
+- **run-to-run noise** (when some mixtures were run more than once at the target fidelity): the noise std
+  of the objective at the proposal (:func:`mixopt.noise.noise_at`: its own repeats, else smoothed from the
+  repeated mixtures) against the predicted gain over the best observed mixture (the mean of its repeats).
+  A gain (or loss) within the noise is a tie, not an improvement: the report says so (a warning,
+  ``"medium"``) and suggests repeating the proposal.
 
 ``level`` is ``"high"`` (no warning), ``"medium"`` (a warning, e.g. a predicted improvement over the best
 run larger than the model's error) or ``"low"`` (the predicted improvement exceeds twice the model's error,
@@ -25,7 +30,7 @@ import numpy as np
 from mixopt.objective import Objective
 from mixopt.runs import RunTable
 
-__all__ = ["assess", "needs_run"]
+__all__ = ["assess", "needs_run", "noise_line"]
 
 _WEAK_SPEARMAN = 0.5  # below this, the model ranks held-out runs too poorly to rely on its optimum
 _FAR = 2.0  # nearest run farther than this many times the runs' typical spacing
@@ -52,7 +57,7 @@ def _model_cv(model, seed: int) -> tuple[float | None, float | None, float | Non
     try:
         res = cross_validate(s, inputs.X, y, n_folds=min(5, n_groups), seed=seed,
                              objective_weights=model._w if model.per_target else None,
-                             fidelity_columns=inputs.fidelity_columns)
+                             fidelity_columns=inputs.fidelity_columns, y_var=model.y_var)
     except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError):
         return None, None, None
     oof = np.asarray(res["oof"], float).reshape(len(y), -1)
@@ -114,6 +119,7 @@ def assess(proposal, model, table: RunTable, objective="mean", *, seed: int = 0)
             if proposal.run_id is None and pred_best < float(proposal.predicted) - 1e-9:
                 warnings.append(f"the model predicts the best observed run ({ids[best]}) better than its "
                                 f"own proposal ({pred_best:.4f} vs {proposal.predicted:.4f})")
+    _noise_check(report, warnings, proposal, table, obj, w)
     if np.isfinite(spacing) and spacing > 0 and dist[near] > _FAR * spacing:
         warnings.append(f"{dist[near]:.2f} (total variation) from the nearest run {ids[near]}, "
                         f"{dist[near] / spacing:.1f}x the runs' typical spacing")
@@ -131,6 +137,36 @@ def assess(proposal, model, table: RunTable, objective="mean", *, seed: int = 0)
     else:
         report["recommendation"] = "supported by the runs"
     return report
+
+
+def _noise_check(report: dict, warnings: list[str], proposal, table: RunTable, obj: Objective, w: np.ndarray) -> None:
+    """Add the run-to-run noise at the proposal (``noise``) and, for a predicted proposal, a warning when
+    its predicted gain over the best observed mixture (mean of its repeats) is within that noise."""
+    from mixopt.noise import mixture_means, noise_at
+
+    noise = noise_at(table, w, obj)
+    if noise is None:
+        return
+    report["noise"] = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in noise.items()}
+    if proposal.predicted is None:
+        return
+    best = mixture_means(table, obj)[0]["mean"]
+    gain = best - float(proposal.predicted)
+    report["noise"] |= {"best_observed_mean": round(best, 5), "predicted_gain": round(gain, 5)}
+    if abs(gain) < noise["std"]:  # (a proposal predicted clearly worse is the self-consistency check's)
+        warnings.append(f"predicted gain {gain:.4f} over the best observed mixture ({best:.4f}) is within the "
+                        f"run-to-run noise {noise['std']:.4f}: repeat the proposal or treat it as a tie")
+
+
+def noise_line(report: dict | None) -> str | None:
+    """One line on the run-to-run noise of a trust report (``None`` when the runs had no repeats)."""
+    n = (report or {}).get("noise")
+    if not n:
+        return None
+    own = f"{n['repeats']} run(s) of this mixture" if n["repeats"] else "not run yet"
+    gain = f"; predicted gain over the best mixture {n['predicted_gain']:.4f}" if "predicted_gain" in n else ""
+    return (f"noise: run-to-run std {n['std']:.4f} at the proposal ({own}; {n['n_groups']} repeated mixture(s), "
+            f"pooled std {n['pooled_std']:.4f}){gain}")
 
 
 def needs_run(proposal) -> bool:

@@ -150,3 +150,22 @@ def test_cli_fit_with_too_few_runs_fails_in_one_line_and_writes_nothing(tmp_path
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: fit: ") and "at least 2 successful runs" in err
     assert err.count("\n") == 1 and not out.exists()
+
+
+def test_cli_fit_on_repeated_mixtures_fits_the_gp_with_their_noise(tmp_path, capsys):
+    W = np.repeat(_mixtures(8, seed=3), 3, axis=0)  # every mixture three times (identical weight rows)
+    rng = np.random.default_rng(0)
+    Y = _law(W) + (0.01 + 0.2 * W[:, :1]) * rng.standard_normal((len(W), 1))  # noisier with more "a"
+    out = tmp_path / "out"
+    rc = main(["fit", str(_csv(tmp_path, W, Y)), "--weights", "w_", "--targets", "loss_", "--surrogate", "gp",
+               "--folds", "0", "--propose", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "noise: run-to-run std" in text and "8 repeated mixture(s)" in text
+    fit = json.loads((out / "fit.json").read_text())
+    assert fit["noise"]["repeated_mixtures"] == 8 and fit["noise"]["fitted_with_noise"]
+    assert 0.01 < fit["noise"]["pooled_std"]["objective"] < 0.2
+    prop = json.loads((out / "proposal.json").read_text())
+    assert prop["trust"]["noise"]["n_groups"] == 8
+    # a table without repeats: no noise, the GP learns its own
+    res = fit_table(_table(_law, n=24), surrogate="gp", folds=0)
+    assert res.to_dict()["noise"] is None and res.model.y_var is None

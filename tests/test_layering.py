@@ -30,6 +30,8 @@ FORBIDDEN = {
                         "mixopt.replay", "mixopt.online", "mixopt.config"],
     "mixopt.runs": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.strategies",
                     "mixopt.surrogates", "mixopt.replay", "mixopt.online", "mixopt.config", "mixopt.acquisition"],
+    "mixopt.noise": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.strategies",
+                     "mixopt.surrogates", "mixopt.replay", "mixopt.online", "mixopt.config", "mixopt.acquisition"],
     "mixopt.objective": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.strategies",
                          "mixopt.surrogates", "mixopt.replay", "mixopt.online", "mixopt.config", "mixopt.runs"],
     "mixopt.feasible": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.strategies",

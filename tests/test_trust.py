@@ -99,3 +99,37 @@ def test_a_model_without_uncertainty_gets_its_cross_validated_error_as_std():
     r = s.trust(t, p)
     assert p.std == pytest.approx(r["cv_std"]) and p.context["std_source"] == "cv"
     assert 0 < r["cv_std"] <= 2 * r["cv_mae"]
+
+
+def _repeated_table(noise: float, seed: int = 0, r: int = 3):
+    """Well-spread mixtures, each run ``r`` times; a gentle bowl with run-to-run noise std ``noise``."""
+    rng = np.random.default_rng(seed)
+    W = np.repeat(rng.dirichlet(np.ones(4), 12), r, axis=0)
+    y = 3.0 + 0.05 * ((W - 0.25) ** 2).sum(1) + noise * rng.normal(size=len(W))
+    return RunTable.from_arrays(W, y, domains=DOMAINS, target_names=["loss"])
+
+
+def test_a_predicted_gain_within_the_run_to_run_noise_is_called_a_tie():
+    from mixopt.trust import noise_line
+
+    t = _repeated_table(noise=0.05)
+    s = make_strategy("surrogate", seed=0, surrogate="linear", n_min=2)
+    p = s.recommend(t, FeasibleSet.simplex(DOMAINS))
+    r = s.trust(t, p)
+    n = r["noise"]
+    assert n["n_groups"] == 12 and 0.02 < n["pooled_std"] < 0.1  # the runs' noise is 0.05
+    best_mean = min(t.objective()[i:i + 3].mean() for i in range(0, len(t), 3))
+    assert n["best_observed_mean"] == pytest.approx(best_mean, abs=1e-5)
+    assert n["predicted_gain"] == pytest.approx(best_mean - p.predicted, abs=1e-4)
+    assert abs(n["predicted_gain"]) < n["std"]
+    assert any("within the run-to-run noise" in w and "repeat the proposal or treat it as a tie" in w
+               for w in r["warnings"])
+    assert r["level"] != "high"
+    assert noise_line(r).startswith(f"noise: run-to-run std {n['std']:.4f} at the proposal")
+    # the same runs, measured without noise: no tie
+    quiet = _repeated_table(noise=0.0)
+    r2 = s.trust(quiet, s.recommend(quiet, FeasibleSet.simplex(DOMAINS)))
+    assert not any("run-to-run noise" in w for w in r2["warnings"])
+    # no repeats: no noise section
+    single = t.take(np.arange(0, len(t), 3))
+    assert "noise" not in s.trust(single, s.recommend(single, FeasibleSet.simplex(DOMAINS)))

@@ -97,6 +97,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from mixopt.feasible import Constraints
     from mixopt.fit import fit_table
     from mixopt.runs import load_run_table
+    from mixopt.trust import noise_line
 
     try:
         params = json.loads(args.params)
@@ -141,6 +142,8 @@ def run_fit(args: argparse.Namespace) -> int:
             print(f"  trust: {p.trust['level']}" + (f" -- {warn}" if warn else ""))
             if p.trust["level"] != "high":
                 print(f"  advice: {p.trust['recommendation']}")
+            if noise_line(p.trust):
+                print(f"  {noise_line(p.trust)}")
         for d, w in sorted(p.weights.items(), key=lambda kv: -kv[1]):
             if w >= 5e-4:
                 print(f"  {d:<30} {w:.4f}")

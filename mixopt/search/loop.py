@@ -202,6 +202,13 @@ class _Search:
         return Launch(rid, weights, fid, f.preset, int(f.tokens), _run_seed(self.cfg.seed, int(rid[1:])), source,
                       float(self.space.level_costs[fid]))
 
+    def repeated(self, launch: Launch) -> list[Launch]:
+        """``launch`` and ``search.repeats - 1`` more runs of the same mixture and fidelity, each with its own
+        run id (so its own seed, ``_run_seed(job seed, run index)``)."""
+        more = [self.make_launch(dict(launch.weights), launch.fidelity, launch.source)
+                for _ in range(self.cfg.search.repeats - 1)]
+        return [launch, *more]
+
     def initial_design(self) -> list[dict]:
         meta = self.state.meta
         if meta["initial_design"] is None:
@@ -245,7 +252,7 @@ class _Search:
         check = self.verification()
         if check is not None:
             self.state.meta["asks"] = round_index + 1
-            return [check]
+            return self.repeated(check)
         cands = self.candidates(round_index)
         try:
             picks = self.strategy.ask(self.table(), cands, n)
@@ -259,7 +266,8 @@ class _Search:
             picks = make_strategy("random", seed=_run_seed(self.cfg.seed, 20_000 + round_index)).ask(
                 self.table(), cands, n)
         self.state.meta["asks"] = round_index + 1  # saved with the launches by add_pending
-        return [self.make_launch(_weights_dict(self.domains, cands[i]), int(f), "ask") for i, f in picks]
+        return [x for i, f in picks for x in self.repeated(self.make_launch(_weights_dict(self.domains, cands[i]),
+                                                                              int(f), "ask"))]
 
     # --- the pipeline -------------------------------------------------------------------------------
     def run(self, ray) -> None:
@@ -289,17 +297,20 @@ class _Search:
                             sum(x.cost for x in inflight.values()))
             if not self.budget.can_launch(spent, running, self.elapsed()):
                 return []
-            if self.budget.runs is not None:
-                free = min(free, self.budget.runs - spent.runs - running.runs)
+            runs_left = None if self.budget.runs is None else self.budget.runs - spent.runs - running.runs
+            if runs_left is not None:
+                free = min(free, runs_left)
             i = int(self.state.meta.get("init_next", 0))
             if i < len(design):
-                launch = self.make_launch(design[i]["weights"], design[i]["fidelity"], "init")
-                self.state.meta["init_next"] = i + 1  # saved with the launch by add_pending
-                return [launch]
+                launches = self.repeated(self.make_launch(design[i]["weights"], design[i]["fidelity"], "init"))
+                self.state.meta["init_next"] = i + 1  # saved with the launches by add_pending
+                return launches[:runs_left]
             # The strategy needs a few revealed runs; wait for in-flight ones rather than ask blind.
             if inflight and len(self.state.ok_runs) < 2:
                 return []
-            return self.ask(max(1, min(free, cfg.search.batch_size)))
+            # every repeat counts: a round asks for as many mixtures as free runs allow (at least one)
+            n = max(1, min(-(-free // cfg.search.repeats), cfg.search.batch_size))
+            return self.ask(n)[:runs_left]
 
         last_save = time.time()
         while True:
@@ -307,6 +318,7 @@ class _Search:
                 launches = next_launches(slots - len(inflight))
                 if not launches:
                     break
+                self.state.add_pending(*launches)  # a mixture's repeats are persisted together
                 for launch in launches:
                     submit(launch)
             self._show()

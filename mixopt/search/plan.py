@@ -110,7 +110,7 @@ def plan_job(cfg: JobConfig, *, verify: bool = True) -> dict[str, Any]:
         "domains": domains,
         "train_tokens": total_train,
         "search": {"strategy": cfg.search.strategy, "n_init": cfg.search.n_init, "batch_size": cfg.search.batch_size,
-                   "runs": runs, "tokens": cfg.budget.tokens, "flops": cfg.budget.flops,
+                   "repeats": cfg.search.repeats, "runs": runs, "tokens": cfg.budget.tokens, "flops": cfg.budget.flops,
                    "wall_seconds": cfg.budget.wall_seconds},
         "fidelities": fidelities,
         "cost_flops": cost,
@@ -135,7 +135,9 @@ def format_plan(plan: dict[str, Any]) -> str:
                      f"  {r['source']}")
     s = plan["search"]
     limits = ", ".join(f"{k} {_n(s[k])}" for k in ("runs", "tokens", "flops", "wall_seconds") if s[k] is not None)
-    lines.append(f"search: {s['strategy']}, {s['n_init']} initial runs, {s['batch_size']} per round; budget: {limits}")
+    rep = f"; every mixture run {s['repeats']}x with its own seeds, each run counted" if s.get("repeats", 1) > 1 else ""
+    lines.append(f"search: {s['strategy']}, {s['n_init']} initial runs, {s['batch_size']} per round{rep}; "
+                 f"budget: {limits}")
     for f in plan["fidelities"]:
         share = f["tokens"] / plan["train_tokens"] if plan["train_tokens"] else None
         lines.append(f"fidelity {f['preset']} x {f['tokens']:,} tokens ({_n(share)} epochs of the data at the prior): "

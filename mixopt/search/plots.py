@@ -7,6 +7,8 @@
 * ``loss_vs_fidelity.png`` — each run's objective vs its training FLOPs, one colour per fidelity; with a
   single fidelity ``runs_by_source.png`` instead: each run's objective in launch order, one colour per
   source (initial design, strategy's picks, verification).
+* ``noise_by_mixture.png`` — only with repeated runs (``search.repeats``): every repeated mixture's
+  objective at the target fidelity, mean ± std and each repeat, sorted by mean (run-to-run noise).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+from mixopt.noise import mixture_spread
 
 __all__ = ["cv_predictions", "write_plots"]
 
@@ -30,15 +34,18 @@ def cv_predictions(model, table, seed: int) -> tuple[np.ndarray, np.ndarray] | N
     inputs = surrogate_inputs(table, model.objective, per_target=model.per_target)
     base = getattr(model.surrogate, "estimator_", model.surrogate)
     y = inputs.Y if model.per_target else inputs.Y[:, 0]
+    y_var = None
+    if inputs.noise is not None and getattr(base, "uses_noise", False):  # fitted as the model was
+        y_var = inputs.noise.var if model.per_target else inputs.noise.var[:, 0]
     res = cross_validate(base, inputs.X, y, n_folds=min(5, len(inputs.X)), seed=seed,
-                         fidelity_columns=inputs.fidelity_columns)
+                         fidelity_columns=inputs.fidelity_columns, y_var=y_var)
     oof = np.asarray(res["oof"], dtype=np.float64).reshape(len(inputs.X), -1)
     w = model._w
     return inputs.Y @ w, oof @ w
 
 
 def write_plots(out_dir: Path, cfg, runs, space, proposal, model, table) -> list[Path]:
-    """Draw the four figures; returns the paths written.
+    """Draw the figures (the fifth only with repeats); returns the paths written.
 
     runs: the job's ``RunEntry`` list; space: its ``SearchSpace``; proposal: the ``Proposal``; model: the
     strategy's fitted model (``None`` without one); table: the run table the proposal was made from.
@@ -135,4 +142,20 @@ def write_plots(out_dir: Path, cfg, runs, space, proposal, model, table) -> list
     if ok:
         ax.legend(fontsize=7)
     save(fig, name)
+
+    # 5. run-to-run noise per repeated mixture
+    spread = mixture_spread(table, space.objective)
+    if spread:
+        fig, ax = plt.subplots(figsize=(max(4.8, 0.35 * len(spread) + 2), 3.6))
+        xs = np.arange(len(spread))
+        ax.errorbar(xs, [g["mean"] for g in spread], yerr=[g["std"] for g in spread], fmt="o", capsize=3,
+                    label="mean ± std")
+        for x, g in zip(xs, spread, strict=True):
+            ys = table.objective(space.objective)[[table.run_ids.index(r) for r in g["run_ids"]]]
+            ax.scatter(np.full(len(ys), x), ys, s=8, c="grey", zorder=3)
+        ax.set_xticks(xs, [f"{g['n']}x" for g in spread], fontsize=7)
+        ax.set(xlabel="repeated mixture (sorted by mean; runs each)", ylabel="objective (target fidelity)",
+               title="run-to-run noise per mixture")
+        ax.legend(fontsize=7)
+        save(fig, "noise_by_mixture.png")
     return paths

@@ -8,6 +8,7 @@ from pathlib import Path
 from mixopt.hierarchy import SEP, group_totals
 from mixopt.search.budget import Budget, Spend
 from mixopt.search.state import JobState
+from mixopt.trust import noise_line
 
 __all__ = ["driver_alive", "format_proposal", "format_runs", "format_status"]
 
@@ -111,6 +112,8 @@ def format_proposal(p) -> str:
         out.append(f"  trust: {p.trust['level']}" + (f" -- {'; '.join(p.trust['warnings'])}" if p.trust.get("warnings") else ""))
         if p.trust["level"] != "high":
             out.append(f"  advice: {p.trust.get('recommendation', '')}")
+        if noise_line(p.trust):
+            out.append(f"  {noise_line(p.trust)}")
     base = p.baselines
     cols = [("proposal", {"weights": p.weights, "predicted": p.predicted, "observed": p.observed})]
     cols += [(name if name != "best_run" else f"best {b.get('run_id', '')}", b) for name, b in base.items()]

@@ -231,7 +231,9 @@ def rebuild_meta(runs: list[RunEntry], *, config_hash: str, name: str = "") -> d
     ends = [r.finished_at for r in runs if r.finished_at]
     starts = [r.finished_at - r.wall_time for r in runs if r.finished_at]
     meta.update(
-        next_index=_next_index(ids), init_next=sum(r.source == "init" for r in runs),
+        next_index=_next_index(ids),
+        # design entries started: distinct (mixture, fidelity) among the initial runs (repeats share one)
+        init_next=len({(json.dumps(r.weights, sort_keys=True), r.fidelity) for r in runs if r.source == "init"}),
         asks=sum(r.source == "ask" for r in runs), finished=ids, unlogged=list(ids),
         verified=[[round(float(w), 6) for w in r.weights.values()] for r in runs if r.source == "verify"],
         elapsed_s=float(max(ends) - min(starts)) if ends else 0.0, rebuilt_at=time.time(),
@@ -401,10 +403,11 @@ class JobState:
             self.meta["next_index"] = i + 1
             return f"{prefix}{i:04d}"
 
-    def add_pending(self, launch: Launch) -> None:
-        """Record a launch as in flight (persisted before it is submitted)."""
+    def add_pending(self, *launches: Launch) -> None:
+        """Record launches as in flight, in one write (persisted before they are submitted)."""
         with self._lock:
-            self.meta["pending"][launch.run_id] = asdict(launch)
+            for launch in launches:
+                self.meta["pending"][launch.run_id] = asdict(launch)
             self.save()
 
     def pending_launches(self) -> list[Launch]:

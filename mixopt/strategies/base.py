@@ -11,7 +11,8 @@ costs.
 - ``recommend(table, feasible) -> Proposal`` is **the** recommendation: the search returns it, ``mixopt
   propose`` and ``mixopt fit --propose`` print it, and replay scores it after every reveal (with the
   pool as a finite feasible set). Rule ``"predicted"``: the feasible mixture with the best predicted
-  objective under the strategy's surrogate; ``"revealed"``: the best run observed at the target fidelity.
+  objective under the strategy's surrogate; ``"revealed"``: the best run observed at the target fidelity
+  (a mixture run several times, ``search.repeats``, by the mean of its repeats).
   Without enough runs for a model, ``predicted`` falls back to the best run observed (and says so in
   ``Proposal.reason``).
 """
@@ -25,6 +26,7 @@ import numpy as np
 from mixopt.errors import MixoptError
 from mixopt.events import fallback
 from mixopt.feasible import FeasibleSet, kl_divergence
+from mixopt.noise import repeat_groups
 from mixopt.objective import Objective
 from mixopt.proposal import Proposal, propose
 from mixopt.runs import RunTable
@@ -172,7 +174,11 @@ class Strategy:
         if ok.any():
             level = table.target_level if np.any(ok & (table.level == table.target_level)) else int(table.level[ok].max())
             sel = np.flatnonzero(ok & (table.level == level))
-            i = int(sel[np.argmin(y[sel])])
+            # repeats of a mixture (search.repeats) are judged by their mean, not by their luckiest run
+            _, inv, counts = np.unique(repeat_groups(table.weights[sel]), return_inverse=True, return_counts=True)
+            means = (np.bincount(inv, weights=y[sel]) / counts)[inv]  # (len(sel),) each row's mixture mean
+            i = int(sel[np.argmin(means)])
+            n_rep = int(counts[inv[int(np.argmin(means))]])
             w = table.weights[i]
             pred = None if model is None else model.predict(w[None, :])
             kl = kl_divergence(w, feasible.prior)
@@ -180,9 +186,10 @@ class Strategy:
             return Proposal(weights=dict(zip(feasible.domains, map(float, w), strict=True)),
                             predicted=None if pred is None else float(pred[0][0]),
                             std=None if pred is None or pred[1] is None else float(pred[1][0]),
-                            observed=float(y[i]), rule="revealed", method="revealed", run_id=table.run_ids[i],
+                            observed=float(means.min()), rule="revealed", method="revealed", run_id=table.run_ids[i],
                             surrogate="" if model is None else model.describe(),
-                            reason=f"best of {int(ok.sum())} feasible runs, at {at}",
+                            reason=f"best of {int(ok.sum())} feasible runs, at {at}"
+                            + (f" (the mean of its {n_rep} repeats)" if n_rep > 1 else ""),
                             active_constraints=feasible.active(w), kl_to_prior=kl if np.isfinite(kl) else None,
                             n_fit=0 if model is None else model.n_fit)
         if model is not None:

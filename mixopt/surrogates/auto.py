@@ -85,8 +85,9 @@ def _grouped_folds(groups: np.ndarray, n_folds: int, seed: int) -> list[tuple[np
 
 
 def cross_validate(surrogate, X, y, *, n_folds: int = 5, objective_weights=None, seed: int = 0,
-                   fidelity_columns=None) -> dict:
-    """K-fold out-of-fold predictions of a (cloned) surrogate; folds grouped by mixture.
+                   fidelity_columns=None, y_var=None) -> dict:
+    """K-fold out-of-fold predictions of a (cloned) surrogate; folds grouped by mixture (so repeats of a
+    mixture are held out together). y_var: per-row noise variances, passed to each fold's fit.
 
     Returns ``score_predictions(...)`` plus ``"oof"`` (the ``(n, m)`` out-of-fold predictions) and
     ``"seconds"``. Runs are shuffled with ``seed`` before being assigned to folds.
@@ -99,7 +100,8 @@ def cross_validate(surrogate, X, y, *, n_folds: int = 5, objective_weights=None,
     oof = np.empty_like(Y)
     t0 = time.perf_counter()
     for tr, te in _grouped_folds(_groups(W), n_folds, seed):
-        est = clone(surrogate).fit(X[tr], Y[tr])
+        est = clone(surrogate)
+        est = est.fit(X[tr], Y[tr]) if y_var is None else est.fit(X[tr], Y[tr], y_var=np.asarray(y_var)[tr])
         oof[te] = np.asarray(est.predict(X[te])).reshape(len(te), -1)
     out = score_predictions(Y, oof, objective_weights)
     out["oof"] = oof

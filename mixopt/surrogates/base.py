@@ -9,6 +9,8 @@ in ``_``, ``random_state`` honoured) built on :class:`Surrogate`, which takes ca
   The ``f`` columns listed in ``fidelity_columns`` (indices into ``X``) hold fidelity values (tokens, steps,
   model size), positive and finite.
 - ``y``: ``(n,)`` one target or ``(n, m)`` several targets; predictions come back in the same shape.
+- ``y_var`` (optional, only for surrogates with ``uses_noise``): the observation-noise variance of each
+  ``y`` value, same shape (e.g. :func:`mixopt.noise.estimate_noise` from repeated runs).
 - At predict time ``X`` may omit the fidelity columns (``(n, k)``): the prediction is then at
   ``target_fidelity`` (default: the largest fidelity seen in ``fit``).
 """
@@ -104,6 +106,8 @@ class Surrogate(RegressorMixin, BaseEstimator):
     per_target: bool = True
     #: fed the eval-curve points of runs below the target fidelity (see ``surrogates.table_model``)
     uses_curves: bool = False
+    #: accepts per-row observation-noise variances (``fit(X, y, y_var=...)``): heteroscedastic noise
+    uses_noise: bool = False
 
     # -- subclass hooks -------------------------------------------------------------------------------
     def _fit(self, W: np.ndarray, F: np.ndarray | None, Y: np.ndarray) -> None:  # pragma: no cover
@@ -116,11 +120,22 @@ class Surrogate(RegressorMixin, BaseEstimator):
     def _fidelity_columns(self) -> list[int]:
         return list(getattr(self, "fidelity_columns", None) or [])
 
-    def fit(self, X, y):
-        """Fit on ``X (n, k[+f])`` and ``y (n,) | (n, m)``; returns ``self``."""
+    def fit(self, X, y, y_var=None):
+        """Fit on ``X (n, k[+f])`` and ``y (n,) | (n, m)``; returns ``self``.
+
+        y_var: ``(n,) | (n, m)`` known noise variance of each ``y`` value (surrogates with ``uses_noise``
+        only; ``None``: the noise is learned, the same everywhere)."""
         fc = self._fidelity_columns()
         W, F = split_X(X, fc)
         Y, was_1d = validate_y(y, W.shape[0])
+        Yvar = None
+        if y_var is not None:
+            if not self.uses_noise:
+                raise DataError(f"{type(self).__name__} does not model per-run noise; fit it without y_var")
+            Yvar, _ = validate_y(y_var, W.shape[0])
+            if Yvar.shape != Y.shape or (Yvar < 0).any():
+                raise DataError(f"y_var: expected non-negative variances of shape {Y.shape}, got {Yvar.shape}"
+                                + (" with negative values" if Yvar.shape == Y.shape else ""))
         if W.shape[0] < 2:
             raise DataError(f"{type(self).__name__}: need at least 2 runs to fit, got {W.shape[0]}")
         self.n_features_in_ = np.asarray(X).shape[1]
@@ -135,7 +150,10 @@ class Surrogate(RegressorMixin, BaseEstimator):
         else:
             self.target_fidelity_ = None
         with threadpool_limits(limits=1, user_api="blas"):  # small solves: threads only thrash
-            self._fit(W, F, Y)
+            if Yvar is None:
+                self._fit(W, F, Y)
+            else:
+                self._fit(W, F, Y, Yvar=Yvar)
         return self
 
     def _split_predict_X(self, X) -> tuple[np.ndarray, np.ndarray | None]:

@@ -7,6 +7,13 @@ largest seen unless ``target_fidelity`` says otherwise). Without fidelity: ``Sin
 ``SingleTaskMultiFidelityGP(data_fidelities=...)``. Outcomes are standardised (``Standardize``), the noise
 has a floor (``GreaterThan(noise_floor)``), hyper-parameters are fitted by ``fit_gpytorch_mll``.
 ``predict(X, return_std=True)`` returns the posterior std of the latent function (no observation noise).
+
+Heteroscedastic noise: ``fit(X, y, y_var=...)`` gives each run its own known noise variance (from repeated
+runs, :func:`mixopt.noise.estimate_noise`); the GP then keeps every run as its own row with a fixed noise
+(BoTorch's ``train_Yvar``: a ``FixedNoiseGaussianLikelihood``) instead of learning one noise level. Per-row
+noise rather than the mean of each mixture's repeats with variance ``var / r``: for a Gaussian likelihood
+both give the same posterior, and per-row keeps one row per run (the run table's rule), works unchanged
+with repeats at several fidelities and with cross-validation folds. Without ``y_var`` nothing changes.
 """
 
 from __future__ import annotations
@@ -77,8 +84,8 @@ def _fit_hyper(model, max_iter: int) -> str | None:
 
 def fit_gp(Z: np.ndarray, Y: np.ndarray, *, fidelity_dims=None, noise_floor: float = 1e-6, seed: int = 0,
            max_iter: int = 75, share_hyper: bool = True, task_feature: int | None = None,
-           output_task: int | None = None, n_tasks: int | None = None, init_state: dict | None = None
-           ) -> tuple[list, list[str]]:
+           output_task: int | None = None, n_tasks: int | None = None, init_state: dict | None = None,
+           Yvar: np.ndarray | None = None) -> tuple[list, list[str]]:
     """Fit BoTorch GPs on inputs ``Z (n, d)`` and outcomes ``Y (n, m)`` (sign as given).
 
     One single-output GP per target. ``share_hyper``: hyper-parameters fitted once (L-BFGS, ``max_iter``
@@ -88,6 +95,7 @@ def fit_gp(Z: np.ndarray, Y: np.ndarray, *, fidelity_dims=None, noise_floor: flo
     task_feature: the input dim holding a fidelity level index -> ``MultiTaskGP`` over ``n_tasks`` levels
     (levels without a run included) predicting ``output_task``. init_state: hyper-parameters to start
     L-BFGS from (``GPSurrogate.hyper_state()`` of a fit on related data: a warm start).
+    Yvar: ``(n, m)`` known noise variances of ``Y`` (a fixed, per-row noise; ``None``: learned, homoscedastic).
     Returns the ``m`` fitted models (float64, eval mode) and the hyper-parameter fits that failed (each
     logged as a warning; such a model keeps its prior hyper-parameters).
     """
@@ -96,22 +104,30 @@ def fit_gp(Z: np.ndarray, Y: np.ndarray, *, fidelity_dims=None, noise_floor: flo
     torch.manual_seed(seed)
     tX = torch.as_tensor(Z, dtype=torch.float64)
     tY = torch.as_tensor(Y, dtype=torch.float64)
+    tV = None
+    if Yvar is not None:  # a floor keeps the kernel matrix positive definite when repeats happened to agree
+        floor = noise_floor * tY.var(dim=0).clamp_min(1e-12) if len(tY) > 1 else torch.full((tY.shape[1],), noise_floor)
+        tV = torch.maximum(torch.as_tensor(Yvar, dtype=torch.float64), floor)
     failures: list[str] = []
     all_tasks = None if task_feature is None else list(range(int(n_tasks or (tX[:, task_feature].max() + 1))))
     base = None
     if share_hyper or tY.shape[1] == 1:
         sd = tY.std(dim=0).clamp_min(1e-12) if len(tY) > 1 else torch.ones(tY.shape[1], dtype=torch.float64)
+        # the mean of the standardised targets; its noise: the mean of theirs over m (independent noise)
+        bV = None if tV is None else (tV / sd**2).mean(dim=1, keepdim=True) / tY.shape[1]
         base = _make_gp(tX, ((tY - tY.mean(dim=0)) / sd).mean(dim=1, keepdim=True), fidelity_dims, noise_floor,
-                        task_feature, output_task, all_tasks)
+                        task_feature, output_task, all_tasks, bV)
         if init_state:
             for name, state in init_state.items():
-                getattr(base, name).load_state_dict(state)
+                if tV is None or name != "likelihood":  # a fixed noise is the data's, never a warm start's
+                    getattr(base, name).load_state_dict(state)
         failures.append(_fit_hyper(base, max_iter) if max_iter > 0 else None)
     models = []
     for j in range(tY.shape[1]):
-        mj = _make_gp(tX, tY[:, j:j + 1], fidelity_dims, noise_floor, task_feature, output_task, all_tasks)
+        mj = _make_gp(tX, tY[:, j:j + 1], fidelity_dims, noise_floor, task_feature, output_task, all_tasks,
+                      None if tV is None else tV[:, j:j + 1])
         if base is not None:
-            for name in ("covar_module", "mean_module", "likelihood"):
+            for name in ("covar_module", "mean_module") + (("likelihood",) if tV is None else ()):
                 getattr(mj, name).load_state_dict(getattr(base, name).state_dict())
         else:
             failures.append(_fit_hyper(mj, max_iter))
@@ -142,20 +158,58 @@ def _ensure_pd(model, x) -> None:
             model.prediction_strategy = None
 
 
-def _make_gp(tX, tY, fidelity_dims, noise_floor, task_feature=None, output_task=None, all_tasks=None):
+def _make_gp(tX, tY, fidelity_dims, noise_floor, task_feature=None, output_task=None, all_tasks=None, tV=None):
     from botorch.models import MultiTaskGP, SingleTaskGP, SingleTaskMultiFidelityGP
     from botorch.models.transforms.outcome import Standardize
     from gpytorch.constraints import GreaterThan
     from gpytorch.likelihoods import GaussianLikelihood
 
-    lik = GaussianLikelihood(noise_constraint=GreaterThan(noise_floor))
+    if tV is not None:  # known per-row noise: BoTorch builds a FixedNoiseGaussianLikelihood from train_Yvar
+        kw = {"train_Yvar": tV}
+    else:
+        kw = {"likelihood": GaussianLikelihood(noise_constraint=GreaterThan(noise_floor))}
     if task_feature is not None:
-        return MultiTaskGP(tX, tY, task_feature=task_feature, output_tasks=[int(output_task)], likelihood=lik,
+        if tV is not None:
+            return _fixed_noise_multitask()(
+                tX, tY, task_feature=task_feature, output_tasks=[int(output_task)], **kw, all_tasks=all_tasks,
+                outcome_transform=Standardize(m=1))
+        return MultiTaskGP(tX, tY, task_feature=task_feature, output_tasks=[int(output_task)], **kw,
                            all_tasks=all_tasks, outcome_transform=Standardize(m=1))
     if fidelity_dims:
-        return SingleTaskMultiFidelityGP(tX, tY, data_fidelities=list(fidelity_dims), likelihood=lik,
+        return SingleTaskMultiFidelityGP(tX, tY, data_fidelities=list(fidelity_dims), **kw,
                                          outcome_transform=Standardize(m=1))
-    return SingleTaskGP(tX, tY, likelihood=lik, outcome_transform=Standardize(m=1))
+    return SingleTaskGP(tX, tY, **kw, outcome_transform=Standardize(m=1))
+
+
+def _fixed_noise_multitask():
+    """``MultiTaskGP`` whose predictive noise works with fixed per-run noise in every case the multi-fidelity
+    MES needs. BoTorch 0.18's ``MultiTaskGP`` refuses a noise tensor for new points (a fantasy's: the mean
+    training noise) and its per-task mean noise fails on batched fantasy models; here a noise tensor is
+    added as is, and the per-task mean training noise is computed batch-aware."""
+    import torch
+    from botorch.models import MultiTaskGP
+    from gpytorch.distributions import MultivariateNormal
+    from linear_operator.operators import DiagLinearOperator
+
+    class FixedNoiseMultiTaskGP(MultiTaskGP):
+        def _apply_noise(self, X, mvn, observation_noise):
+            if observation_noise is False:
+                return mvn
+            if torch.is_tensor(observation_noise):
+                noise = observation_noise.mean().expand(mvn.mean.shape)
+            else:  # each test point gets the mean training noise of its task (level)
+                tf = self._map_tasks(self.train_inputs[0][..., self._task_feature]).long()  # (*b, n)
+                nz, tf = torch.broadcast_tensors(self.likelihood.noise, tf)
+                onehot = torch.nn.functional.one_hot(tf, self.num_tasks).to(nz)  # (*b, n, T)
+                per_task = (nz.unsqueeze(-1) * onehot).sum(-2) / onehot.sum(-2).clamp_min(1)  # (*b, T)
+                test = self._map_tasks(X[..., self._task_feature]).long()  # (*bx, q)
+                shape = torch.broadcast_shapes(per_task.shape[:-1] + test.shape[-1:], test.shape)
+                idx = test.expand(shape).unsqueeze(-1)
+                noise = per_task.unsqueeze(-2).expand(*shape, per_task.shape[-1]).gather(-1, idx).squeeze(-1)
+                noise = noise.expand(mvn.mean.shape)
+            return MultivariateNormal(mvn.mean, mvn.lazy_covariance_matrix + DiagLinearOperator(noise.to(mvn.mean)))
+
+    return FixedNoiseMultiTaskGP
 
 
 class GPSurrogate(Surrogate):
@@ -182,6 +236,7 @@ class GPSurrogate(Surrogate):
 
     smooth = True
     has_std = True
+    uses_noise = True  # fit(X, y, y_var=...): known per-run noise (heteroscedastic); see the module docstring
     per_target = False  # fitted on the objective (its hyper-parameters are then the objective's own)
 
     def __init__(self, noise_floor: float = 1e-6, max_n: int = 1000, max_iter: int = 75,
@@ -202,12 +257,14 @@ class GPSurrogate(Surrogate):
         self.target_fidelity = target_fidelity
         self.random_state = random_state
 
-    def _fit(self, W, F, Y):
+    def _fit(self, W, F, Y, Yvar=None):
         seed = 0 if self.random_state is None else int(self.random_state)
         if len(W) > self.max_n:
             idx = np.sort(np.random.default_rng(seed).choice(len(W), self.max_n, replace=False))
             W, Y = W[idx], Y[idx]
             F = None if F is None else F[idx]
+            Yvar = None if Yvar is None else Yvar[idx]
+        self.noise_var_ = Yvar  # (n, m) the fixed noise variances fitted with, or None (learned noise)
         if self.fidelity_model not in ("downsampling", "multitask"):
             raise DataError(f"gp: fidelity_model must be 'downsampling' or 'multitask', got {self.fidelity_model!r}")
         self.f_lo_ = None if F is None else F.min(axis=0)
@@ -234,7 +291,7 @@ class GPSurrogate(Surrogate):
                 task_feature=self.Z_.shape[1] - 1 if self.tasks_ is not None else None,
                 output_task=int(self.target_code_) if self.tasks_ is not None else None,
                 n_tasks=None if self.tasks_ is None else len(self.tasks_),
-                init_state=self.init_state if self.share_hyper or Y.shape[1] == 1 else None)
+                init_state=self.init_state if self.share_hyper or Y.shape[1] == 1 else None, Yvar=Yvar)
 
     def hyper_state(self) -> dict:
         """The fitted hyper-parameters (kernel, mean, likelihood) of the first model: ``init_state`` for a

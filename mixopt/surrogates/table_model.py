@@ -5,6 +5,9 @@
 - one row per successful run: its weights, then the fidelity columns that carry information (a column
   that is constant and equal to the target fidelity is dropped), and the targets the objective uses;
 - rows in a canonical order (by mixture, then fidelity), so the same runs give the same fit in any order;
+- when some rows repeat a mixture at the same fidelity (a search with ``search.repeats``, a table with
+  identical weight rows), each row's run-to-run noise variance (:func:`mixopt.noise.estimate_noise`), which
+  surrogates that model noise (``uses_noise``: ``gp``) are fitted with (``fit(X, y, y_var=...)``);
 - for surrogates that model learning curves (``uses_curves``: the mixing law's nested step law, BiMix's
   quantity term), each run **below the target** in the curve's quantity (tokens) contributes every point
   of its eval curve instead of its final losses, with the quantity column set to the tokens seen there.
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mixopt.errors import MixoptError
+from mixopt.noise import NoiseEstimate, estimate_noise
 from mixopt.objective import Objective
 from mixopt.surrogates.registry import SURROGATES, surrogate_name
 
@@ -42,7 +46,9 @@ class SurrogateInputs:
     X: ``(r, k + f)`` weights then the informative fidelity columns; Y: ``(r, m)`` the used targets (or
     the objective, ``target_names == ["objective"]``); groups: ``(r,)`` the table row each came from;
     fidelity_columns: indices of the fidelity columns in ``X`` (``None`` without); target_fidelity:
-    ``(f,)`` their values at the target; fidelity_names; curve_rows: rows that are eval-curve points.
+    ``(f,)`` their values at the target; fidelity_names; curve_rows: rows that are eval-curve points;
+    noise: the run-to-run noise model of ``Y`` (:class:`~mixopt.noise.NoiseEstimate`, its ``var`` ``(r, m)``
+    per row), ``None`` when no row repeats another.
     """
 
     X: np.ndarray
@@ -53,6 +59,7 @@ class SurrogateInputs:
     fidelity_names: list[str]
     target_names: list[str]
     curve_rows: int = 0
+    noise: NoiseEstimate | None = None
 
 
 def surrogate_inputs(table, objective="mean", *, curves: bool = False, per_target: bool = True) -> SurrogateInputs:
@@ -115,7 +122,7 @@ def surrogate_inputs(table, objective="mean", *, curves: bool = False, per_targe
         X, fcols, tf = Wr, None, None
     return SurrogateInputs(X=X, Y=Y, groups=np.asarray(groups), fidelity_columns=fcols, target_fidelity=tf,
                            fidelity_names=[table.fidelity_names[j] for j in keep], target_names=names,
-                           curve_rows=n_curve)
+                           curve_rows=n_curve, noise=estimate_noise(X, Y, k=Wr.shape[1]))
 
 
 class TableModel:
@@ -123,7 +130,8 @@ class TableModel:
 
     ``predict(W (n, k)) -> (mean (n,), std (n,) | None)``; ``predict_targets(W) -> (n, m) | None`` (per-target
     models only); ``smooth`` / ``has_std`` from the surrogate; ``describe()`` its registry name;
-    ``cv_table`` / ``reason`` for ``auto``; ``n_fit`` rows fitted; ``inputs`` the arrays it was fitted on.
+    ``cv_table`` / ``reason`` for ``auto``; ``n_fit`` rows fitted; ``inputs`` the arrays it was fitted on;
+    ``y_var`` the noise variances it was fitted with (repeated runs and a ``uses_noise`` surrogate).
     """
 
     def __init__(self, surrogate, objective: Objective, all_targets: list[str], inputs: SurrogateInputs):
@@ -157,6 +165,15 @@ class TableModel:
     def describe(self) -> str:
         return surrogate_name(self.surrogate)
 
+    @property
+    def y_var(self) -> np.ndarray | None:
+        """The per-row noise variances the surrogate was fitted with, shaped like its ``y`` (``None``: the
+        surrogate learned its own noise); pass them to :func:`~mixopt.surrogates.auto.cross_validate`."""
+        if self.inputs.noise is None or not getattr(self.surrogate, "uses_noise", False):
+            return None
+        v = self.inputs.noise.var
+        return v if self.per_target else v[:, 0]
+
     def _raw(self, W) -> tuple[np.ndarray, np.ndarray]:
         W = np.atleast_2d(np.asarray(W, dtype=np.float64))
         mean, std = self.surrogate.predict(W, return_std=True)
@@ -185,7 +202,7 @@ def fit_model(name: str, table, objective="mean", *, seed: int = 0, per_target: 
     per_target: fit each used target and combine (default: the surrogate's ``per_target`` attribute);
     params: extra surrogate parameters. The fidelity columns, the target fidelity, the objective's
     weights (``auto``), the table's fidelity levels and the target -> domain map (``bimix``) are passed when
-    the surrogate takes them.
+    the surrogate takes them; so is the run-to-run noise of repeated runs (``uses_noise``: ``gp``).
     Raises a one-line :class:`MixoptError` with fewer than 2 successful runs.
     """
     obj = Objective.parse(objective)
@@ -214,5 +231,8 @@ def fit_model(name: str, table, objective="mean", *, seed: int = 0, per_target: 
     kw |= dict(params or {})
     surrogate = SURROGATES.create(name, **kw)
     Y = inputs.Y if per_target else inputs.Y[:, 0]
-    surrogate.fit(inputs.X, Y)
+    if inputs.noise is not None and getattr(surrogate, "uses_noise", False):
+        surrogate.fit(inputs.X, Y, y_var=inputs.noise.var if per_target else inputs.noise.var[:, 0])
+    else:
+        surrogate.fit(inputs.X, Y)
     return TableModel(surrogate, obj, list(table.target_names), inputs)

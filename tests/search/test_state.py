@@ -34,6 +34,19 @@ def test_finished_runs_survive_reopen_and_leave_pending(tmp_path):
     assert st2.meta["unlogged"] == ["r0000"]
 
 
+def test_a_mixtures_repeats_are_pending_together_and_rerun_with_their_seeds(tmp_path, monkeypatch):
+    st = JobState.open(tmp_path, config_hash="h")
+    saves = []
+    monkeypatch.setattr(st, "save", lambda: saves.append(dict(st.meta["pending"])))
+    a, b = _launch("r0000"), Launch("r0001", {"a": 0.5, "b": 0.5}, 0, "dense-tiny", 1000, 12, "init", 1e9)
+    st.add_pending(a, b)
+    assert len(saves) == 1 and set(saves[0]) == {"r0000", "r0001"}  # one write: never one repeat without the other
+    monkeypatch.undo()
+    st.save()
+    again = JobState.open(tmp_path, config_hash="h")
+    assert {(x.run_id, x.seed) for x in again.pending_launches()} == {("r0000", 11), ("r0001", 12)}
+
+
 def test_torn_last_line_is_dropped_and_repaired(tmp_path):
     st = JobState.open(tmp_path, config_hash="h")
     st.append_run(_entry("r0000"))

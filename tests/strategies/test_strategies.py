@@ -303,3 +303,13 @@ def test_surrogate_search_initial_design_runs_at_its_fidelity_level():
     s = make_strategy("regmix", seed=0, fidelity=0)
     init = s.initial(empty, X, 4)
     assert len({c for c, _ in init}) == 4 and all(f == 0 for _, f in init)
+
+
+def test_the_best_observed_mixture_is_judged_by_the_mean_of_its_repeats():
+    a, b = np.array([0.7, 0.1, 0.1, 0.1]), np.array([0.1, 0.1, 0.1, 0.7])
+    W = np.stack([a, a, b, b])
+    t = RunTable.from_arrays(W, [3.0, 3.6, 3.2, 3.2], domains=DOMAINS, target_names=["loss"])
+    p = make_strategy("random", seed=0).recommend(t, FeasibleSet.simplex(DOMAINS))
+    # a's best run (3.0) was a lucky draw: its mean is 3.3; b's is 3.2
+    assert np.allclose(p.vector(DOMAINS), b) and p.observed == pytest.approx(3.2)
+    assert "mean of its 2 repeats" in p.reason
