@@ -53,9 +53,19 @@ class DomainSource(_Model):
 
     Exactly one of ``path`` (a file, directory or glob of .jsonl/.json/.parquet/.txt/.md/.py files) or
     ``hf`` (a Hugging Face dataset name, loaded with ``datasets.load_dataset``) is given.
+
+    format: how each matched file is read. ``auto`` (default) goes by extension (record files
+    ``.jsonl/.json/.parquet``, known text extensions one document each, others rejected); ``text`` reads
+    every matched file, whatever its extension (``.man``, none), as one UTF-8 document; ``jsonl``,
+    ``json``, ``parquet`` read every file as that record format. exclude: glob patterns of files to drop,
+    matched against the path relative to the source's folder (the directory, a glob's fixed leading
+    folders, a file's parent) or, for an absolute pattern, against the absolute path; ``*`` also crosses
+    folders (``fnmatch``).
     """
 
     path: str | None = None
+    format: Literal["auto", "text", "jsonl", "json", "parquet"] = "auto"
+    exclude: list[str] = Field(default_factory=list)
     hf: str | None = None
     hf_config: str | None = None
     split: str = "train"
@@ -63,10 +73,22 @@ class DomainSource(_Model):
     max_documents: int | None = Field(default=None, gt=0)
     min_chars: int = Field(default=1, ge=0)
 
+    def settings(self) -> dict[str, Any]:
+        """The source's settings as JSON-able data, for hashes (``data_key``, source fingerprints);
+        ``format`` and ``exclude`` appear only when set, so keys made before they existed still hold."""
+        d = self.model_dump(mode="json")
+        if d["format"] == "auto":
+            del d["format"]
+        if not d["exclude"]:
+            del d["exclude"]
+        return d
+
     @model_validator(mode="after")
     def _one_source(self) -> DomainSource:
         if (self.path is None) == (self.hf is None):
             raise ValueError("give exactly one of 'path' or 'hf'")
+        if self.hf is not None and (self.format != "auto" or self.exclude):
+            raise ValueError("'format' and 'exclude' apply to local files ('path'), not to 'hf' datasets")
         return self
 
 
@@ -264,7 +286,7 @@ class JobConfig(_Model):
         """A short hash of what the token shards depend on: the domains and their sources (in order), the
         tokenizer settings and ``data.val_tokens``. Jobs with the same key share their shards."""
         d = self.model_dump(mode="json")
-        key = {"domains": list(d["domains"].items()), "tokenizer": d["tokenizer"],
+        key = {"domains": [(n, s.settings()) for n, s in self.domains.items()], "tokenizer": d["tokenizer"],
                "val_tokens": d["data"]["val_tokens"]}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
