@@ -31,6 +31,7 @@ __all__ = [
     "ConstraintSettings",
     "DataSettings",
     "DomainSource",
+    "EvalTask",
     "FidelitySettings",
     "JobConfig",
     "ProxySettings",
@@ -90,6 +91,49 @@ class DomainSource(_Model):
         if self.hf is not None and (self.format != "auto" or self.exclude):
             raise ValueError("'format' and 'exclude' apply to local files ('path'), not to 'hf' datasets")
         return self
+
+
+class EvalTask(_Model):
+    """A downstream evaluation task scored on every proxy when its training ends (``mixopt.proxies.evals``).
+
+    Either ``path`` (a jsonl of items) with ``kind`` (``multiple_choice``: ``{prompt, choices, answer}``;
+    ``completion``: ``{prompt, completion}``), scored by the proxy's log-likelihood, or ``entry``
+    (``"module:function"``, called as ``function(model, tokenizer) -> {metric: value}``; ``metrics`` may
+    list the names it returns, so an objective naming them is checked when the job is loaded). Results are
+    run-table targets named ``eval/<name>/<metric>``.
+    """
+
+    name: str
+    path: str | None = None
+    kind: Literal["multiple_choice", "completion"] | None = None
+    entry: str | None = None
+    metrics: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError("must be 1-64 characters of letters, digits, '_', '-', '.'")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EvalTask:
+        if (self.path is None) == (self.entry is None):
+            raise ValueError("give exactly one of 'path' (a jsonl of items) or 'entry' ('module:function')")
+        if self.path is not None and (self.kind is None or self.metrics is not None):
+            raise ValueError("a jsonl task needs 'kind' (multiple_choice or completion) and takes no 'metrics'")
+        if self.entry is not None:
+            module, sep, fn = self.entry.partition(":")
+            if not (sep and module and fn) or self.kind is not None:
+                raise ValueError(f"entry {self.entry!r}: expected 'module:function' (and no 'kind')")
+        return self
+
+    def metric_names(self) -> list[str] | None:
+        """``eval/<name>/<metric>`` of every metric it records (None: an entry task with no ``metrics``)."""
+        from mixopt.proxies.evals import METRICS
+
+        names = METRICS[self.kind] if self.kind else self.metrics
+        return None if names is None else [f"eval/{self.name}/{m}" for m in names]
 
 
 class TokenizerSettings(_Model):
@@ -231,6 +275,7 @@ class JobConfig(_Model):
     constraints: ConstraintSettings = ConstraintSettings()
     tracking: TrackingSettings = TrackingSettings()
     ray: RaySettings = RaySettings()
+    evals: list[EvalTask] = Field(default_factory=list, description="downstream tasks scored on every proxy")
 
     @field_validator("name")
     @classmethod
@@ -263,18 +308,43 @@ class JobConfig(_Model):
         from mixopt.objective import Objective
 
         names = set(self.domains)
-        try:  # the objective weighs per-domain losses: its names must be domains
-            Objective.parse(self.search.objective).weights(list(self.domains))
+        tasks = [t.name for t in self.evals]
+        if len(set(tasks)) < len(tasks):
+            raise ValueError(f"evals: task names must be unique, got {tasks}")
+        targets = self.objective_targets()
+        try:  # the objective weighs per-domain losses and the eval metrics it names
+            Objective.parse(self.search.objective).weights(targets)
         except TableError as e:
             raise ValueError(f"search.objective: {e}") from None
+        evals = {t.name: t for t in self.evals}
+        for target in targets[len(self.domains):]:
+            _, task, metric = (target.split("/", 2) + ["", ""])[:3]
+            known = evals[task].metric_names() if task in evals else []
+            if not metric or (known is not None and target not in known):
+                listed = [m for t in self.evals for m in (t.metric_names() or [f"eval/{t.name}/<metric>"])]
+                raise ValueError(f"search.objective names unknown eval metric {target!r}; the evals record "
+                                 f"{listed or 'nothing (no evals: section)'}")
         refs = {"search.objective": self.search.objective}
         refs |= {"constraints.min_weight": self.constraints.min_weight, "constraints.max_weight": self.constraints.max_weight}
         for key, value in refs.items():
             if isinstance(value, dict):
-                unknown = sorted(set(value) - names)
+                unknown = sorted(set(value) - names - set(targets))
                 if unknown:
                     raise ValueError(f"{key} names unknown domain(s) {unknown}; domains are {sorted(names)}")
         return self
+
+    def objective_targets(self) -> list[str]:
+        """The run-table targets of the job: every domain's loss, then each eval metric
+        (``eval/<task>/<metric>``) that ``search.objective`` names (``mean`` names none: it stays the mean
+        of the domain losses)."""
+        from mixopt.errors import TableError
+        from mixopt.objective import Objective
+
+        try:
+            named = Objective.parse(self.search.objective).names
+        except TableError as e:
+            raise ValueError(f"search.objective: {e}") from None
+        return list(self.domains) + [n for n in dict.fromkeys(named) if n.startswith("eval/") and n not in self.domains]
 
     # --- resolved locations -------------------------------------------------------------------------
     @property
@@ -375,4 +445,6 @@ def load_job_config(path: str | Path, overrides: dict[str, Any] | None = None) -
     for src in cfg.domains.values():
         src.path = _resolve(base, src.path)
     cfg.tokenizer.path = _resolve(base, cfg.tokenizer.path)
+    for task in cfg.evals:
+        task.path = _resolve(base, task.path)
     return cfg

@@ -42,7 +42,9 @@ class SearchSpace:
 
     domains: config order; prior: ``(k,)`` token shares; domain_tokens: ``(k,)`` training tokens per
     domain; levels: ``(F, 2)`` (tokens, parameters) of each fidelity, cheapest first, the last the target;
-    level_costs: ``(F,)`` FLOPs of one run at each level; feasible; objective. cost_unit: what the run
+    level_costs: ``(F,)`` FLOPs of one run at each level; feasible; objective; targets: the run table's
+    target columns (the domains, then the eval metrics the objective names, ``cfg.objective_targets()``).
+    cost_unit: what the run
     table's ``cost`` is, hence what the acquisition prices a level by (``search.cost_unit``): ``"flops"``
     (each run's FLOPs; deterministic: the same seed gives the same mixtures on any load) or ``"seconds"``
     (observed wall time).
@@ -56,6 +58,16 @@ class SearchSpace:
     feasible: FeasibleSet
     objective: Objective
     cost_unit: str = "flops"
+    targets: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.targets is None:
+            self.targets = list(self.domains)
+
+    @property
+    def eval_targets(self) -> list[str]:
+        """The eval metrics (``eval/<task>/<metric>``) among the targets: those the objective names."""
+        return self.targets[len(self.domains):]
 
     @classmethod
     def from_data(cls, cfg, data) -> SearchSpace:
@@ -73,10 +85,11 @@ class SearchSpace:
         feasible = Constraints.from_settings(cfg.constraints, dict(zip(domains, tokens.tolist(), strict=True))
                                              ).resolve(domains, prior=prior)
         return cls(domains, prior, tokens, np.array(levels), np.array(costs), feasible,
-                   Objective.parse(cfg.search.objective), cost_unit=cfg.search.cost_unit)
+                   Objective.parse(cfg.search.objective), cost_unit=cfg.search.cost_unit,
+                   targets=cfg.objective_targets())
 
     def empty_table(self) -> RunTable:
-        return RunTable.empty(self.domains, self.domains, fidelity_names=FIDELITY_COLUMNS, levels=self.levels,
+        return RunTable.empty(self.domains, self.targets, fidelity_names=FIDELITY_COLUMNS, levels=self.levels,
                               level_costs=self.level_costs, quantity="tokens")
 
     def table(self, runs, *, include_confirm: bool = True) -> RunTable:
@@ -88,9 +101,9 @@ class SearchSpace:
         for r in runs:
             rec = r.record or {}
             recs.append({"run_id": r.run_id, "weights": r.weights, "status": r.status, "level": r.fidelity,
-                         "final_loss": r.final_loss, "seconds": r.wall_time if r.wall_time > 0 else None,
+                         "final_loss": {**(r.metrics or {}), **r.final_loss}, "seconds": r.wall_time if r.wall_time > 0 else None,
                          "flops": r.flops if r.flops > 0 else None,
                          "tokens_seen": rec.get("tokens_seen"), "val_loss": rec.get("val_loss")})
-        return RunTable.from_records(recs, domains=self.domains, targets=self.domains, fidelity=FIDELITY_COLUMNS,
+        return RunTable.from_records(recs, domains=self.domains, targets=self.targets, fidelity=FIDELITY_COLUMNS,
                                      levels=self.levels, level_costs=self.level_costs, quantity="tokens",
                                      cost=self.cost_unit, keep_failed=True)
