@@ -314,13 +314,14 @@ def sample_windows(name: str, src: DomainSource, budget_bytes: int = 64_000,
             raise _missing_field(name, _where(src), src.text_field, ds.column_names)
         if n == 0:
             return []
+        if n <= pieces * per:  # small enough to read whole
+            kept = [t for t in ds[src.text_field] if t and len(t) >= keep]
+            return [(kept, 1.0, len(kept))]
         out = []
         for j in range(pieces):
             lo = n * j // pieces
-            rows = ds.select(range(lo, min(n, lo + per)))[src.text_field]
-            out.append(([t for t in rows if t and len(t) >= keep], len(rows) / n, len(rows)))
-            if n <= pieces * per:
-                break
+            kept = [t for t in ds.select(range(lo, lo + per))[src.text_field] if t and len(t) >= keep]
+            out.append((kept, per / n, len(kept)))
         return out
     files = resolve_files(name, src)
     sizes = [f.stat().st_size for f in files]

@@ -37,7 +37,7 @@ from mixopt.proxies import ProxyConfig
 __all__ = ["EXACT_BYTES", "count_tokens", "estimate_tokens", "format_plan", "plan_job"]
 
 _SAMPLE_BYTES = 64_000  # per domain, for token estimates
-EXACT_BYTES = 32_000_000  # a local source up to this size is tokenised in full (about 10 s on one core)
+EXACT_BYTES = 16_000_000  # a local source up to this size is tokenised in full (~0.5-1 MB/s of text on a 2-core machine)
 _STAND_IN_ERROR = 0.15  # the quick BPE's counts vs the real tokenizer's: -8% to +17% on the demo corpus and a
 # folder of mixed text files
 
@@ -129,12 +129,14 @@ def plan_job(cfg: JobConfig, *, verify: bool = True) -> dict[str, Any]:
             todo.append(name)
         domains.append(row)
     sizes = [r["bytes"] for r in domains]
+    trained_now = False
     if (todo and real_tok is None and verify and cfg.tokenizer.path is None
             and all(b is not None for b in sizes) and sum(sizes) <= EXACT_BYTES):
         # a small corpus: train the job's own tokenizer now, in memory, from the sample prepare takes
         docs = {n: read_documents(n, cfg.domains[n]) for n in cfg.domains}
         samples = {n: sample_documents(d, cfg.tokenizer.sample_bytes_per_domain) for n, d in docs.items()}
         real_tok = train_tokenizer([t for n in samples for t in samples[n]], cfg.tokenizer.vocab_size)
+        trained_now = True
     if real_tok is not None and real_tok.token_to_id(EOS_TOKEN) is None:
         real_tok.add_special_tokens([EOS_TOKEN])  # as prepare does for a user tokenizer without it
     rest = []
@@ -176,7 +178,8 @@ def plan_job(cfg: JobConfig, *, verify: bool = True) -> dict[str, Any]:
         "tokenizer": (f"load {cfg.tokenizer.path}" if cfg.tokenizer.path else
                       f"byte-level BPE, vocab {cfg.tokenizer.vocab_size}, "
                       f"{cfg.tokenizer.sample_bytes_per_domain:,} sample bytes/domain"
-                      + (" (trained)" if tok is not None else " (not trained yet: a stand-in counts)")),
+                      + (" (trained now in memory, as prepare will)" if trained_now else " (trained)" if tok is not None
+                         else " (not trained yet: a stand-in counts)")),
         "domains": domains,
         "train_tokens": total_train,
         "search": {"strategy": cfg.search.strategy, "n_init": cfg.search.n_init, "batch_size": cfg.search.batch_size,
@@ -194,7 +197,8 @@ def _n(x: Any) -> str:
 def format_plan(plan: dict[str, Any]) -> str:
     """The plan as aligned text for the terminal."""
     lines = [f"job {plan['name']}  workspace {plan['workspace']}",
-             f"data: {'prepared' if plan['prepared'] else 'not prepared (estimates marked ~)'} in {plan['data_dir']}",
+             f"data: {'prepared' if plan['prepared'] else 'not prepared'}"
+             f"{' (estimates marked ~)' if any(not r['exact'] for r in plan['domains']) else ''} in {plan['data_dir']}",
              f"tokenizer: {plan['tokenizer']}",
              f"{'domain':<14}{'documents':>11}{'tokens':>14}{'prior':>8}  {'count':<17} source"]
     for r in plan["domains"]:
