@@ -53,3 +53,16 @@ def test_estimate_of_one_large_and_many_small_text_files_is_not_biased(tmp_path,
     est, rel = estimate_tokens(cfg, ["manual"], tok)["manual"]
     # reading each file's head once (the old sampler) counted about two thirds of the true tokens here
     assert abs(est / exact - 1) < max(rel, 0.05), (est, exact, rel)
+
+
+def test_hf_dataset_domain_is_estimated_from_windows_across_it(tmp_path, make_cfg, write_jsonl, sentences):
+    # an HF dataset is never tokenised in full by plan: first 1,000 short rows, then 1,000 long ones
+    write_jsonl(tmp_path / "hf" / "train.jsonl", sentences(0, 1000, words_per_doc=5) + sentences(1, 1000, 80))
+    write_jsonl(tmp_path / "local.jsonl", sentences(2, 200))
+    cfg = make_cfg(tmp_path / "ws", {"hub": {"hf": str(tmp_path / "hf")}, "local": {"path": str(tmp_path / "local.jsonl")}})
+    tok = train_tokenizer(sentences(3, 200), 300)
+    est, rel = estimate_tokens(cfg, ["hub"], tok)["hub"]
+    exact = sum(len(e.ids) + 1 for e in tok.encode_batch_fast(sentences(0, 1000, 5) + sentences(1, 1000, 80)))
+    assert abs(est / exact - 1) < max(rel, 0.05), (est, exact, rel)  # the first rows alone: ~1/8 of it
+    row = {r["domain"]: r for r in plan_job(cfg)["domains"]}["hub"]
+    assert row["count"].startswith("estimate (±")
