@@ -74,6 +74,7 @@ def config_hash(cfg) -> str:
     """
     d = cfg.model_dump(mode="json")
     relevant = {k: d[k] for k in ("domains", "tokenizer", "data", "proxy", "seed")}
+    relevant["domains"] = {n: src.settings() for n, src in cfg.domains.items()}  # new source keys only when set
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
