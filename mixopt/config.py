@@ -41,6 +41,7 @@ __all__ = [
     "ConstraintSettings",
     "DataSettings",
     "DomainSource",
+    "EvalTask",
     "FidelitySettings",
     "GroupSettings",
     "JobConfig",
@@ -65,9 +66,19 @@ class DomainSource(_Model):
 
     Exactly one of ``path`` (a file, directory or glob of .jsonl/.json/.parquet/.txt/.md/.py files) or
     ``hf`` (a Hugging Face dataset name, loaded with ``datasets.load_dataset``) is given.
+
+    format: how each matched file is read. ``auto`` (default) goes by extension (record files
+    ``.jsonl/.json/.parquet``, known text extensions one document each, others rejected); ``text`` reads
+    every matched file, whatever its extension (``.man``, none), as one UTF-8 document; ``jsonl``,
+    ``json``, ``parquet`` read every file as that record format. exclude: glob patterns of files to drop,
+    matched against the path relative to the source's folder (the directory, a glob's fixed leading
+    folders, a file's parent) or, for an absolute pattern, against the absolute path; ``*`` also crosses
+    folders (``fnmatch``).
     """
 
     path: str | None = None
+    format: Literal["auto", "text", "jsonl", "json", "parquet"] = "auto"
+    exclude: list[str] = Field(default_factory=list)
     hf: str | None = None
     hf_config: str | None = None
     split: str = "train"
@@ -75,10 +86,22 @@ class DomainSource(_Model):
     max_documents: int | None = Field(default=None, gt=0)
     min_chars: int = Field(default=1, ge=0)
 
+    def settings(self) -> dict[str, Any]:
+        """The source's settings as JSON-able data, for hashes (``data_key``, source fingerprints);
+        ``format`` and ``exclude`` appear only when set, so keys made before they existed still hold."""
+        d = self.model_dump(mode="json")
+        if d["format"] == "auto":
+            del d["format"]
+        if not d["exclude"]:
+            del d["exclude"]
+        return d
+
     @model_validator(mode="after")
     def _one_source(self) -> DomainSource:
         if (self.path is None) == (self.hf is None):
             raise ValueError("give exactly one of 'path' or 'hf'")
+        if self.hf is not None and (self.format != "auto" or self.exclude):
+            raise ValueError("'format' and 'exclude' apply to local files ('path'), not to 'hf' datasets")
         return self
 
 
@@ -115,6 +138,49 @@ def _flatten_domains(entries: dict, prefix: str, where: str, flat: dict, groups:
             key = ".".join([f"{where}.{name}.group", *(str(p) for p in bad["loc"])])
             raise ValueError(f"{key}: {'unknown key' if bad['type'] == 'extra_forbidden' else bad['msg']}") from None
         _flatten_domains(sub, full, f"{where}.{name}.domains", flat, groups)
+
+
+class EvalTask(_Model):
+    """A downstream evaluation task scored on every proxy when its training ends (``mixopt.proxies.evals``).
+
+    Either ``path`` (a jsonl of items) with ``kind`` (``multiple_choice``: ``{prompt, choices, answer}``;
+    ``completion``: ``{prompt, completion}``), scored by the proxy's log-likelihood, or ``entry``
+    (``"module:function"``, called as ``function(model, tokenizer) -> {metric: value}``; ``metrics`` may
+    list the names it returns, so an objective naming them is checked when the job is loaded). Results are
+    run-table targets named ``eval/<name>/<metric>``.
+    """
+
+    name: str
+    path: str | None = None
+    kind: Literal["multiple_choice", "completion"] | None = None
+    entry: str | None = None
+    metrics: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError("must be 1-64 characters of letters, digits, '_', '-', '.'")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EvalTask:
+        if (self.path is None) == (self.entry is None):
+            raise ValueError("give exactly one of 'path' (a jsonl of items) or 'entry' ('module:function')")
+        if self.path is not None and (self.kind is None or self.metrics is not None):
+            raise ValueError("a jsonl task needs 'kind' (multiple_choice or completion) and takes no 'metrics'")
+        if self.entry is not None:
+            module, sep, fn = self.entry.partition(":")
+            if not (sep and module and fn) or self.kind is not None:
+                raise ValueError(f"entry {self.entry!r}: expected 'module:function' (and no 'kind')")
+        return self
+
+    def metric_names(self) -> list[str] | None:
+        """``eval/<name>/<metric>`` of every metric it records (None: an entry task with no ``metrics``)."""
+        from mixopt.proxies.evals import METRICS
+
+        names = METRICS[self.kind] if self.kind else self.metrics
+        return None if names is None else [f"eval/{self.name}/{m}" for m in names]
 
 
 class TokenizerSettings(_Model):
@@ -273,6 +339,7 @@ class JobConfig(_Model):
     tracking: TrackingSettings = TrackingSettings()
     ray: RaySettings = RaySettings()
     reuse: ReuseSettings | None = None
+    evals: list[EvalTask] = Field(default_factory=list, description="downstream tasks scored on every proxy")
 
     @field_validator("name")
     @classmethod
@@ -334,15 +401,27 @@ class JobConfig(_Model):
         from mixopt.objective import Objective
 
         names = set(self.domains)
-        try:  # the objective weighs per-domain losses: its names must be domains
-            Objective.parse(self.search.objective).weights(list(self.domains))
+        tasks = [t.name for t in self.evals]
+        if len(set(tasks)) < len(tasks):
+            raise ValueError(f"evals: task names must be unique, got {tasks}")
+        targets = self.objective_targets()
+        try:  # the objective weighs per-domain losses and the eval metrics it names
+            Objective.parse(self.search.objective).weights(targets)
         except TableError as e:
             raise ValueError(f"search.objective: {e}") from None
+        evals = {t.name: t for t in self.evals}
+        for target in targets[len(self.domains):]:
+            _, task, metric = (target.split("/", 2) + ["", ""])[:3]
+            known = evals[task].metric_names() if task in evals else []
+            if not metric or (known is not None and target not in known):
+                listed = [m for t in self.evals for m in (t.metric_names() or [f"eval/{t.name}/<metric>"])]
+                raise ValueError(f"search.objective names unknown eval metric {target!r}; the evals record "
+                                 f"{listed or 'nothing (no evals: section)'}")
         refs = {"search.objective": self.search.objective}
         refs |= {"constraints.min_weight": self.constraints.min_weight, "constraints.max_weight": self.constraints.max_weight}
         for key, value in refs.items():
             if isinstance(value, dict):
-                unknown = sorted(set(value) - names)
+                unknown = sorted(set(value) - names - set(targets))
                 if unknown:
                     hint = (f" (group bounds go under the group: domains.{unknown[0]}.group)"
                             if unknown[0] in self.groups and key.startswith("constraints") else "")
@@ -363,6 +442,19 @@ class JobConfig(_Model):
         return Hierarchy(list(self.domains), [Group(name, g.min_weight, g.max_weight, g.prior)
                                               for name, g in self.groups.items()])
 
+    def objective_targets(self) -> list[str]:
+        """The run-table targets of the job: every domain's loss, then each eval metric
+        (``eval/<task>/<metric>``) that ``search.objective`` names (``mean`` names none: it stays the mean
+        of the domain losses)."""
+        from mixopt.errors import TableError
+        from mixopt.objective import Objective
+
+        try:
+            named = Objective.parse(self.search.objective).names
+        except TableError as e:
+            raise ValueError(f"search.objective: {e}") from None
+        return list(self.domains) + [n for n in dict.fromkeys(named) if n.startswith("eval/") and n not in self.domains]
+
     # --- resolved locations -------------------------------------------------------------------------
     @property
     def workspace_dir(self) -> Path:
@@ -373,7 +465,7 @@ class JobConfig(_Model):
         """A short hash of what the token shards depend on: the domains and their sources (in order), the
         tokenizer settings and ``data.val_tokens``. Jobs with the same key share their shards."""
         d = self.model_dump(mode="json")
-        key = {"domains": list(d["domains"].items()), "tokenizer": d["tokenizer"],
+        key = {"domains": [(n, s.settings()) for n, s in self.domains.items()], "tokenizer": d["tokenizer"],
                "val_tokens": d["data"]["val_tokens"]}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -469,4 +561,6 @@ def load_job_config(path: str | Path, overrides: dict[str, Any] | None = None) -
     from mixopt.search.reuse import apply_reuse
 
     apply_reuse(cfg)  # a reusing job (this file, or `search --reuse` before): the previous job's tokenizer
+    for task in cfg.evals:
+        task.path = _resolve(base, task.path)
     return cfg

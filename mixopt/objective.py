@@ -90,6 +90,13 @@ class Objective:
             return self.spec
         return ",".join(f"{k}={v:g}" for k, v in self.spec.items())
 
+    @property
+    def names(self) -> list[str]:
+        """The target names the objective gives (empty for ``mean``)."""
+        if self.spec == "mean":
+            return []
+        return [self.spec] if isinstance(self.spec, str) else list(self.spec)
+
     def to_json(self) -> str | dict[str, float]:
         return self.spec if isinstance(self.spec, str) else dict(self.spec)
 

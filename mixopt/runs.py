@@ -469,7 +469,7 @@ class RunTable:
                 y = np.full(len(targets), np.nan) if failed else np.array([float(r["final_loss"][t]) for t in targets])
                 c = float(r[cost]) if cost and r.get(cost) is not None else np.nan
                 curve = None
-                if curves and not failed and r.get("tokens_seen"):
+                if curves and not failed and r.get("tokens_seen") and all(t in (r.get("val_loss") or {}) for t in targets):
                     x = np.asarray(r["tokens_seen"], dtype=np.float64)
                     Yc = np.column_stack([np.asarray(r["val_loss"][t], dtype=np.float64) for t in targets])
                     if Yc.shape[0] == len(x) and np.isfinite(Yc).all() and (x > 0).all():

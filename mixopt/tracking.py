@@ -115,6 +115,9 @@ def child_run_payload(entry, strategy: str, groups: Sequence[str] = ()
     for d, v in entry.final_loss.items():
         if v is not None and math.isfinite(float(v)):
             metrics.append((f"final_loss/{d}", float(v), last))
+    for name, v in (entry.metrics or {}).items():  # downstream evals: eval/<task>/<metric>
+        if v is not None and math.isfinite(float(v)):
+            metrics.append((name, float(v), last))
     if entry.objective is not None and math.isfinite(entry.objective):
         metrics.append(("objective", float(entry.objective), last))
     for key in ("flops", "wall_time"):

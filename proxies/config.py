@@ -177,7 +177,8 @@ class TrainSettings:
     per-domain validation loss on ``eval_tokens`` fixed held-out tokens per domain.
     A run fails (status "failed") on a non-finite loss, on a loss above ``explode_factor`` x the first
     step's loss after warmup, or above ``max_loss`` at any step. ``max_epochs``/``on_epoch_cap`` are
-    handed to the mixture sampler (repetition cap per domain).
+    handed to the mixture sampler (repetition cap per domain). ``evals``: downstream evaluation tasks
+    (plain dicts, see :mod:`mixopt.proxies.evals`) scored once training ends.
     """
 
     seq_len: int = 128
@@ -199,8 +200,10 @@ class TrainSettings:
     explode_factor: float = 3.0
     max_epochs: float | None = None
     on_epoch_cap: Literal["warn", "fail"] = "warn"
+    evals: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "evals", tuple(dict(t) for t in self.evals))
         if self.seq_len < 2 or self.batch_size < 1 or self.eval_points < 1 or self.eval_tokens < 1:
             raise ConfigError("train settings: seq_len >= 2, batch_size, eval_points, eval_tokens >= 1")
         if not (self.lr > 0 and 0 <= self.warmup < 1 and 0 < self.decay_frac <= 1):
@@ -217,6 +220,7 @@ class TrainSettings:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
+        d["evals"] = [dict(t) for t in self.evals]
         return d
 
     @classmethod

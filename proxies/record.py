@@ -31,7 +31,9 @@ class RunRecord:
     ``val_loss[domain][i]`` the mean next-token loss (nats) on that domain's held-out tokens after
     ``steps[i]`` optimiser steps. ``final_loss`` is the last evaluation (empty when ``status == "failed"``;
     ``reason`` then says why). ``tokens_per_s`` counts training steps only (evaluation excluded);
-    ``wall_time`` (seconds) the whole call.
+    ``wall_time`` (seconds) the whole call. ``metrics`` holds the downstream evaluation tasks' results at
+    the end of training, ``{"eval/<task>/<metric>": value}`` (:mod:`mixopt.proxies.evals`; empty without
+    tasks).
     """
 
     run_id: str
@@ -52,6 +54,7 @@ class RunRecord:
     status: str  # "ok" | "failed"
     reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -156,6 +156,13 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
                     return _finish(record, "failed", f"non-finite validation loss on {bad} at step {step}",
                                    t_start, train_time, step * B * T)
         record.final_loss = {d: v[-1] for d, v in record.val_loss.items()}
+        if settings.evals:
+            from mixopt.proxies.evals import run_evals
+
+            t_eval = time.perf_counter()
+            record.metrics = run_evals(model, data.tokenizer, list(settings.evals), eos_id=data.eos_id,
+                                       max_len=T + 1, batch_size=settings.eval_batch_size, device=dev)
+            record.extra["eval_seconds"] = time.perf_counter() - t_eval
         record.extra["epochs_consumed"] = {d: float(e) for d, e in sampler.epochs_consumed().items()}
         if config.is_moe:
             stats = [m.last_stats for m in model.modules() if isinstance(m, MoEFeedForward) and m.last_stats]

@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="the proposal, run tables and where the plots are")
     p.add_argument("job", help="job YAML file")
     p.add_argument("--top", type=int, default=10, help="best runs to list")
+    p.add_argument("--runs-csv", type=Path, metavar="PATH",
+                   help="also write every run (weight/, loss/, eval/ columns) as CSV, for `mixopt fit`/`replay`")
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("propose", help="re-fit the surrogate on the finished runs and propose")
@@ -137,6 +139,12 @@ def cmd_report(args) -> int:
         for p in plots:
             print(f"  {p}")
     print(f"\nfiles: {path}, {path.parent / 'runs.jsonl'}")
+    if args.runs_csv:
+        from mixopt.search.report import runs_frame
+        from mixopt.search.state import atomic_write_text
+
+        atomic_write_text(args.runs_csv, runs_frame(state).to_csv(index=False))
+        print(f"runs table: {args.runs_csv}")
     from mixopt.tracking import tracking_uri
 
     print(f"MLflow: {redact_uri(tracking_uri(cfg))} (experiment {cfg.experiment_name()!r}); browse: {_ui_hint(args.job)}")

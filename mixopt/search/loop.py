@@ -361,7 +361,7 @@ class _Search:
         rec = None
         try:
             rec = ray.get(ref)
-            why = record_failure(rec)
+            why = record_failure(rec, self.space.eval_targets)
         except RayTaskError as e:
             cause = getattr(e, "cause", None) or e
             why = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
@@ -374,16 +374,18 @@ class _Search:
                 return True
         reasons = self.state.retry_reasons(launch.run_id)
         final = {d: float(v) for d, v in (rec or {}).get("final_loss", {}).items()} if rec else {}
+        metrics = {k: float(v) for k, v in ((rec or {}).get("metrics") or {}).items()}
         objective = None
         if why is None:
-            targets = self.space.targets
-            objective = float(self.space.objective.values([[final[d] for d in targets]], targets)[0])
+            values, targets = {**metrics, **final}, self.space.targets
+            objective = float(self.space.objective.values([[values[t] for t in targets]], targets)[0])
         entry = RunEntry(
             run_id=launch.run_id, weights=launch.weights, fidelity=launch.fidelity, preset=launch.preset,
             tokens=launch.tokens, seed=launch.seed, source=launch.source,
             status="ok" if why is None else "failed", objective=objective, final_loss=final,
             flops=float((rec or {}).get("flops") or launch.cost), wall_time=float((rec or {}).get("wall_time") or 0.0),
             reason=why, attempts=reasons[:-1] if why is not None else reasons, record=rec, finished_at=time.time(),
+            metrics=metrics,
         )
         self.state.append_run(entry)  # on disk before anything else sees it
         self.new_runs += 1

@@ -58,7 +58,7 @@ def write_plots(out_dir: Path, cfg, runs, space, proposal, model, table) -> list
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
-    domains = space.targets  # the proposal's weights are over the data domains
+    domains = space.leaves  # the proposal's weights are over the data domains
 
     def save(fig, name: str) -> None:
         p = out_dir / name

@@ -10,6 +10,7 @@ of each source (:func:`mixopt.search.plan.plan_job`):
 * no proxy run repeats the training data more than ``data.max_epochs`` times *whatever the mixture*
   (a run of ``T`` tokens over ``N`` training tokens repeats some domain at least ``T / N`` times, since
   some weight is at least its token share);
+* every ``evals:`` task's items file parses and every entry point (``module:function``) imports;
 * the constraints are feasible and leave room for ``search.candidates`` distinct mixtures
   (``Constraints(...).resolve(domains, prior)`` with the estimated token counts and prior).
 
@@ -35,11 +36,28 @@ def _workspace_problem(cfg) -> str | None:
     return None
 
 
+def _eval_problems(cfg) -> list[str]:
+    """Each eval task's items parse, and each entry point imports (``mixopt.proxies.evals``)."""
+    from mixopt.proxies.evals import load_entry, load_items
+
+    problems = []
+    for task in cfg.evals:
+        try:
+            if task.entry:
+                load_entry(task.entry)
+            else:
+                load_items(task.path, task.kind)
+        except MixoptError as e:
+            problems.append(f"evals {task.name!r}: {e}")
+    return problems
+
+
 def check_plan(cfg, plan: dict[str, Any]) -> list[str]:
     """The problems of ``cfg`` given its ``plan`` (:func:`~mixopt.search.plan.plan_job`), one line each."""
     from mixopt.feasible import Constraints
 
     problems = [p for p in [_workspace_problem(cfg)] if p]
+    problems += _eval_problems(cfg)
     if cfg.tokenizer.path and not Path(cfg.tokenizer.path).is_file():
         problems.append(f"tokenizer.path {cfg.tokenizer.path} does not exist (give a tokenizer.json, or leave it "
                         "unset to train one)")

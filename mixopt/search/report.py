@@ -10,7 +10,7 @@ from mixopt.search.budget import Budget, Spend
 from mixopt.search.state import JobState
 from mixopt.trust import noise_line
 
-__all__ = ["driver_alive", "format_proposal", "format_runs", "format_status"]
+__all__ = ["driver_alive", "format_proposal", "format_runs", "format_status", "runs_frame"]
 
 HEARTBEAT_S = 5.0
 
@@ -131,13 +131,31 @@ def format_proposal(p) -> str:
 
 def format_runs(state: JobState, top: int = 10) -> str:
     """The ``top`` best ok runs and every failed run."""
-    ok = sorted(state.ok_runs, key=lambda r: (-r.fidelity, r.objective))[:top]
+    ok = sorted([r for r in state.ok_runs if r.objective is not None], key=lambda r: (-r.fidelity, r.objective))[:top]
     lines = [f"best {len(ok)} of {len(state.ok_runs)} ok runs (target fidelity first):"]
     for r in ok:
         lines.append(f"  {r.run_id}  {r.objective:.4f}  {r.preset:<12} {r.tokens:>10,}  {_weights(r.weights)}")
     for r in state.failed_runs:
         lines.append(f"  {r.run_id}  FAILED after {len(r.attempts) + 1} attempt(s): {r.reason}")
     return "\n".join(lines)
+
+
+def runs_frame(state: JobState):
+    """The job's runs as one flat table (``pandas.DataFrame``, a row per finished run) for ``mixopt fit`` /
+    ``mixopt replay``: ``run_id, status, fidelity, preset, tokens, seed, flops, wall_time, objective``, then
+    ``weight/<domain>``, ``loss/<domain>`` and every recorded ``eval/<task>/<metric>``."""
+    import pandas as pd
+
+    rows = []
+    for r in state.runs:
+        row = {"run_id": r.run_id, "status": r.status, "fidelity": r.fidelity, "preset": r.preset,
+               "tokens": r.tokens, "seed": r.seed, "flops": r.flops, "wall_time": r.wall_time,
+               "objective": r.objective}
+        row |= {f"weight/{d}": w for d, w in r.weights.items()}
+        row |= {f"loss/{d}": v for d, v in r.final_loss.items()}
+        row |= dict(r.metrics or {})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def format_cv_table(table) -> str:

@@ -43,11 +43,12 @@ class SearchSpace:
     """The job's decision space (see the module docstring).
 
     domains: what the search decides over, in config order (the data domains -- the leaves, for hierarchical
-    domains -- or the coordinates of a mixture reuse, :mod:`mixopt.search.reuse`); targets: the data domains,
-    whose losses are the targets; prior: ``(k,)`` token shares (group priors where the config sets them);
-    domain_tokens: ``(k,)`` training tokens per
-    domain; levels: ``(F, 2)`` (tokens, parameters) of each fidelity, cheapest first, the last the target;
-    level_costs: ``(F,)`` FLOPs of one run at each level; feasible; objective. cost_unit: what the run
+    domains -- or the coordinates of a mixture reuse, :mod:`mixopt.search.reuse`); leaves: the data domains
+    a proxy trains on; prior: ``(k,)`` token shares (group priors where the config sets them);
+    domain_tokens: ``(k,)`` training tokens per data domain; levels: ``(F, 2)`` (tokens, parameters) of each
+    fidelity, cheapest first, the last the target; level_costs: ``(F,)`` FLOPs of one run at each level;
+    feasible; objective; targets: the run table's target columns (the data domains' losses, then the eval
+    metrics the objective names, ``cfg.objective_targets()``). cost_unit: what the run
     table's ``cost`` is, hence what the acquisition prices a level by (``search.cost_unit``): ``"flops"``
     (each run's FLOPs; deterministic: the same seed gives the same mixtures on any load) or ``"seconds"``
     (observed wall time).
@@ -61,11 +62,19 @@ class SearchSpace:
     feasible: FeasibleSet
     objective: Objective
     cost_unit: str = "flops"
-    targets: list[str] | None = None  # the data domains whose losses are the targets (default: domains)
+    targets: list[str] | None = None
+    leaves: list[str] | None = None  # the data domains a proxy trains on (default: domains)
     reuse: Reuse | None = None
 
     def __post_init__(self) -> None:
-        self.targets = list(self.targets or self.domains)
+        self.leaves = list(self.leaves or self.domains)
+        if self.targets is None:
+            self.targets = list(self.leaves)
+
+    @property
+    def eval_targets(self) -> list[str]:
+        """The eval metrics (``eval/<task>/<metric>``) among the targets: those the objective names."""
+        return self.targets[len(self.leaves):]
 
     def leaf_weights(self, weights: dict[str, float]) -> dict[str, float]:
         """A mixture keyed by the search's coordinates -> the full mixture a proxy trains on (the same
@@ -97,8 +106,8 @@ class SearchSpace:
             coords, coord_prior = reuse.coordinates, reuse.prior(prior)
             feasible = Constraints(min_weight=lo, max_weight=hi).resolve(coords, prior=coord_prior)
         return cls(coords, coord_prior, tokens, np.array(levels), np.array(costs), feasible,
-                   Objective.parse(cfg.search.objective), cost_unit=cfg.search.cost_unit, targets=domains,
-                   reuse=reuse)
+                   Objective.parse(cfg.search.objective), cost_unit=cfg.search.cost_unit,
+                   targets=cfg.objective_targets(), leaves=domains, reuse=reuse)
 
     def empty_table(self) -> RunTable:
         return RunTable.empty(self.domains, self.targets, fidelity_names=FIDELITY_COLUMNS, levels=self.levels,
@@ -114,10 +123,11 @@ class SearchSpace:
             rec = r.record or {}
             weights = r.weights
             if self.reuse is not None:  # runs hold full mixtures; the strategy sees coordinates
-                z = self.reuse.reduce([[r.weights[d] for d in self.targets]])[0]
+                z = self.reuse.reduce([[r.weights[d] for d in self.leaves]])[0]
                 weights = dict(zip(self.domains, z.tolist(), strict=True))
             recs.append({"run_id": r.run_id, "weights": weights, "status": r.status, "level": r.fidelity,
-                         "final_loss": r.final_loss, "seconds": r.wall_time if r.wall_time > 0 else None,
+                         "final_loss": {**(r.metrics or {}), **r.final_loss},
+                         "seconds": r.wall_time if r.wall_time > 0 else None,
                          "flops": r.flops if r.flops > 0 else None,
                          "tokens_seen": rec.get("tokens_seen"), "val_loss": rec.get("val_loss")})
         return RunTable.from_records(recs, domains=self.domains, targets=self.targets, fidelity=FIDELITY_COLUMNS,

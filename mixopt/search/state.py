@@ -74,6 +74,7 @@ def config_hash(cfg) -> str:
     """
     d = cfg.model_dump(mode="json")
     relevant = {k: d[k] for k in ("domains", "tokenizer", "data", "proxy", "seed")}
+    relevant["domains"] = {n: src.settings() for n, src in cfg.domains.items()}  # new source keys only when set
     if d.get("reuse"):  # what the search decides over (absent without reuse: old hashes stay valid)
         relevant["reuse"] = d["reuse"]
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
@@ -106,7 +107,9 @@ class Launch:
 class RunEntry:
     """A finished proxy run as stored in ``runs.jsonl`` (one line).
 
-    ``objective`` is the job objective of ``final_loss`` (lower is better; None when failed), recomputed
+    ``metrics`` holds the run's downstream evaluation results (``eval/<task>/<metric>``, from the record).
+    ``objective`` is the job objective of ``final_loss`` and the ``metrics`` it names (lower is better; None
+    when failed, or when the run lacks a metric the objective names), recomputed
     with the job's current objective whenever the state is opened (:meth:`JobState.apply_objective`);
     ``record`` is ``proxies.RunRecord.to_dict()`` of the last attempt (None if no record came back);
     ``attempts`` lists the failure reasons of the attempts before the last one.
@@ -128,6 +131,7 @@ class RunEntry:
     attempts: list[str] = field(default_factory=list)
     record: dict | None = None
     finished_at: float = 0.0
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -357,7 +361,8 @@ class JobState:
         return st
 
     def apply_objective(self, objective) -> None:
-        """Set every successful run's ``objective`` from its final losses (``None``: keep what is stored)."""
+        """Set every successful run's ``objective`` from its final losses and the eval metrics the objective
+        names (``None``: keep what is stored)."""
         if objective is None:
             return
         from mixopt.objective import Objective
@@ -365,8 +370,10 @@ class JobState:
         obj = Objective.parse(objective)
         for r in self.runs:
             if r.ok and r.final_loss:
-                names = list(r.final_loss)
-                r.objective = float(obj.values([[r.final_loss[t] for t in names]], names)[0])
+                values = {**(r.metrics or {}), **r.final_loss}
+                names = list(r.final_loss) + [n for n in obj.names if n.startswith("eval/") and n not in r.final_loss]
+                r.objective = (float(obj.values([[values[t] for t in names]], names)[0])
+                               if all(t in values for t in names) else None)
 
     def proposal_is_current(self, key: str) -> bool:
         """Whether ``proposal.json`` was made from exactly these runs and settings (its key is ``key``)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,11 @@ def _load(data_dir: str):
 
 
 def train_settings(cfg) -> dict[str, Any]:
-    """``proxies.TrainSettings`` (as a plain dict) from the ``cfg.proxy`` section."""
+    """``proxies.TrainSettings`` (as a plain dict) from the ``cfg.proxy`` section and ``cfg.evals``."""
     from mixopt.proxies import TrainSettings
 
-    return TrainSettings.from_job(cfg.proxy).to_dict()
+    evals = tuple(t.model_dump() for t in getattr(cfg, "evals", []))
+    return TrainSettings.from_job(cfg.proxy, evals=evals).to_dict()
 
 
 def proxy_flops(preset: str, vocab_size: int, tokens: int, seq_len: int | None = None) -> float:
@@ -47,13 +48,18 @@ def proxy_flops(preset: str, vocab_size: int, tokens: int, seq_len: int | None =
     return float(ProxyConfig.preset(preset).with_vocab(vocab_size).flops_per_token(seq_len)) * float(tokens)
 
 
-def record_failure(rec: dict) -> str | None:
-    """Why a returned record counts as failed (status failed, or a non-finite final loss), else None."""
+def record_failure(rec: dict, metrics: Sequence[str] = ()) -> str | None:
+    """Why a returned record counts as failed (status failed, a non-finite final loss, or no value for one
+    of the eval ``metrics`` the objective needs), else None."""
     if rec.get("status") != "ok":
         return str(rec.get("reason") or f"status {rec.get('status')!r}")
     bad = [d for d, v in (rec.get("final_loss") or {}).items() if v is None or not math.isfinite(float(v))]
     if bad or not rec.get("final_loss"):
         return f"non-finite final loss on {bad or 'every domain'}"
+    got = rec.get("metrics") or {}
+    missing = [m for m in metrics if m not in got]
+    if missing:
+        return f"no eval metric {missing} in the run's record (named by search.objective; the task recorded {sorted(got)})"
     return None
 
 

@@ -91,3 +91,54 @@ def test_fingerprint_changes_with_content_and_settings(tmp_path, write_jsonl):
 def test_json_array_file(tmp_path):
     (tmp_path / "a.json").write_text('[{"text": "one"}, {"text": "two"}]')
     assert read_documents("d", DomainSource(path=str(tmp_path / "a.json"))) == ["one", "two"]
+
+
+def test_format_text_reads_files_of_any_extension_as_plain_text(tmp_path):
+    (tmp_path / "ls.man").write_text(".TH LS 1\nlist directory contents")
+    (tmp_path / "README").write_text("no extension at all")
+    (tmp_path / "notes.txt").write_text("a txt file")
+    with pytest.raises(DataError, match="set format: text"):  # by extension, a .man file is not readable
+        read_documents("man", DomainSource(path=str(tmp_path / "ls.man")))
+    assert read_documents("man", DomainSource(path=str(tmp_path), format="text")) == [
+        "no extension at all", ".TH LS 1\nlist directory contents", "a txt file"]
+    assert read_documents("man", DomainSource(path=str(tmp_path / "*.man"), format="text")) == [
+        ".TH LS 1\nlist directory contents"]
+
+
+def test_format_text_names_the_file_that_is_not_utf8(tmp_path):
+    (tmp_path / "ok.man").write_text("fine")
+    (tmp_path / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(DataError, match=r"domain 'man': .*logo\.png is not UTF-8 text \(byte 0"):
+        read_documents("man", DomainSource(path=str(tmp_path), format="text"))
+    assert read_documents("man", DomainSource(path=str(tmp_path), format="text", exclude=["*.png"])) == ["fine"]
+
+
+def test_format_jsonl_reads_record_files_without_the_extension(tmp_path, write_jsonl):
+    write_jsonl(tmp_path / "part-00000", ["one", "two"])
+    assert read_documents("d", DomainSource(path=str(tmp_path), format="jsonl")) == ["one", "two"]
+
+
+def test_exclude_patterns_are_relative_to_the_source_folder_or_absolute(tmp_path):
+    (tmp_path / "drafts").mkdir()
+    (tmp_path / "keep.txt").write_text("keep")
+    (tmp_path / "drafts" / "old.txt").write_text("draft")
+    (tmp_path / "skip.txt").write_text("skip")
+    src = DomainSource(path=str(tmp_path), exclude=["drafts/*", str(tmp_path / "skip.txt")])
+    assert read_documents("d", src) == ["keep"]
+    glob_src = DomainSource(path=str(tmp_path / "**" / "*.txt"), exclude=["drafts/*"])
+    assert read_documents("d", glob_src) == ["keep", "skip"]
+    with pytest.raises(DataError, match=r"domain 'd': exclude \['\*'\] drops every one of the 3 file"):
+        read_documents("d", DomainSource(path=str(tmp_path), exclude=["*"]))
+
+
+def test_format_and_exclude_change_the_data_key_and_fingerprint(tmp_path, make_cfg):
+    (tmp_path / "a.txt").write_text("alpha text")
+    (tmp_path / "b.txt").write_text("beta text")
+    base = make_cfg(tmp_path / "ws", {"a": {"path": str(tmp_path)}, "b": {"path": str(tmp_path / "b.txt")}})
+    keys, prints = {base.data_key}, {source_fingerprint("a", base.domains["a"])}
+    for change in ({"format": "text"}, {"exclude": ["b.txt"]}):
+        cfg = base.model_copy(deep=True)
+        cfg.domains["a"] = DomainSource(path=str(tmp_path), **change)
+        keys.add(cfg.data_key)
+        prints.add(source_fingerprint("a", cfg.domains["a"]))
+    assert len(keys) == 3 and len(prints) == 3

@@ -88,18 +88,18 @@ def test_objective_weights_of_1e308_stay_finite(tiny_job):
     np.testing.assert_allclose(got, Y[:, [domains.index("code"), domains.index("prose")]].mean(axis=1))
 
 
-def test_plan_estimates_tokens_closely_and_flags_a_domain_too_small(demo_config, demo_prepared, tmp_path, capsys):
+def test_plan_counts_tokens_and_flags_a_domain_too_small(demo_config, demo_prepared, tmp_path, capsys):
     cfg = demo_config.model_copy(deep=True)
-    cfg.workspace = str(tmp_path / "fresh")  # nothing prepared here: every count is an estimate
+    cfg.workspace = str(tmp_path / "fresh")  # nothing prepared here, but the corpus is small: exact counts
     actual = {d: len(demo_prepared.train[d]) + len(demo_prepared.val[d]) for d in demo_prepared.domains}
     plan = plan_job(cfg)
     assert not plan["prepared"]
-    for r in plan["domains"]:  # was off by 1.4x-3.5x (an assumed 4 bytes per token)
-        assert r["tokens"] == pytest.approx(actual[r["domain"]], rel=0.15), r
+    for r in plan["domains"]:  # was off by 1.4x-3.5x (an assumed 4 bytes per token), then by a few %
+        assert r["tokens"] == actual[r["domain"]] and r["count"] == "exact", r
     smallest = min(actual, key=actual.get)
     cfg.data.val_tokens = int(0.6 * actual[smallest])  # the split would need 1.2x the domain
     job = tmp_path / "small.yaml"
     job.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     assert main(["plan", str(job)]) == 2
     err = capsys.readouterr().err
-    assert f"error: domain '{smallest}': about" in err and "need at least 2 x data.val_tokens" in err
+    assert f"error: domain '{smallest}': {actual[smallest]:,} tokens" in err and "need at least 2 x data.val_tokens" in err
