@@ -26,7 +26,7 @@ def test_plan_prepare_prepare_plan(tmp_path, small_corpus, capsys):
     job = _write_job(tmp_path, small_corpus)
     assert main(["plan", str(job)]) == 0
     out = capsys.readouterr().out
-    assert "not prepared" in out and "~" in out
+    assert "not prepared" in out and "exact" in out and "(shards)" not in out  # a small corpus: counted, not guessed
     assert all(d in out for d in ("greek", "digits", "animals"))
     assert "budget: runs 5" in out and "estimated cost" in out
 
@@ -40,7 +40,7 @@ def test_plan_prepare_prepare_plan(tmp_path, small_corpus, capsys):
 
     assert main(["plan", str(job)]) == 0
     out = capsys.readouterr().out
-    assert "data: prepared" in out and "~" not in out
+    assert "data: prepared" in out and out.count("exact (shards)") == 3 and "~" not in out
 
 
 def test_bad_source_is_a_one_line_error(tmp_path, small_corpus, capsys):
