@@ -5,8 +5,10 @@ search over the demo corpus with ``mixopt.service.submit_search``, waits for it,
 Chromium (Debian's ``chromium`` package through Playwright — never ``playwright install``) to the job's
 experiment, expands the parent run to show its nested proxy runs, and saves screenshots:
 
-    experiments/screenshots/mlflow_runs.png      runs table, parent expanded, nested runs visible
-    experiments/screenshots/mlflow_compare.png   compare view of the nested runs (weights and losses)
+    experiments/screenshots/mlflow_landing.png          the experiment's landing page (must be the runs table)
+    experiments/screenshots/mlflow_runs.png             runs table, parent expanded, nested runs visible
+    experiments/screenshots/mlflow_compare.png          compare view of the nested runs (weights and losses)
+    experiments/screenshots/mlflow_child_artifacts.png  one proxy run's artifacts (its loss-curve plot)
 
 Usage (needs ``apt-get install -y chromium``; ~2-4 min on 2 cores):
 
@@ -59,7 +61,7 @@ def tiny_job(work: Path) -> Path:
 
 
 def screenshot_ui(uri: str, exp_id: str, parent_name: str, child_names: list[str], child_ids: list[str],
-                  out_dir: Path) -> list[str]:  # fmt: skip
+                  out_dir: Path, landing_url: str) -> list[str]:  # fmt: skip
     """Open the MLflow UI in headless Chromium; return the problems found (empty = all visible)."""
     from playwright.sync_api import TimeoutError as PWTimeout
     from playwright.sync_api import sync_playwright
@@ -70,6 +72,15 @@ def screenshot_ui(uri: str, exp_id: str, parent_name: str, child_names: list[str
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 760})
         page.set_default_timeout(120_000)
+        # what a user lands on: the address `mixopt ui` prints (MLflow 3.17 ignores the experiment's kind
+        # tag and opens the GenAI overview unless the address names the model-training view)
+        page.goto(landing_url, wait_until="domcontentloaded")
+        try:
+            page.get_by_text(re.compile(r"^\d+ matching runs?$")).first.wait_for(timeout=60_000)
+        except PWTimeout:
+            problems.append("the experiment's landing page is not the runs table")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out_dir / "mlflow_landing.png"))
         page.goto(f"{uri}/#/experiments/{exp_id}/runs?workflowType=machine_learning", wait_until="domcontentloaded")
         page.get_by_text(re.compile(r"^\d+ matching runs?$")).first.wait_for()
         page.get_by_role("link", name=parent_name, exact=True).first.wait_for()
@@ -98,6 +109,16 @@ def screenshot_ui(uri: str, exp_id: str, parent_name: str, child_names: list[str
             details.first.evaluate("e => e.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(1000)
         page.screenshot(path=str(out_dir / "mlflow_compare.png"))
+
+        # one proxy run's artifacts: its per-domain loss curves
+        page.goto(f"{uri}/#/experiments/{exp_id}/runs/{child_ids[0]}/artifacts", wait_until="domcontentloaded")
+        try:
+            page.get_by_text("loss_curves.png").first.wait_for(timeout=60_000)
+            page.get_by_text("loss_curves.png").first.click()
+        except PWTimeout:
+            problems.append("a proxy run has no loss_curves.png artifact")
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(out_dir / "mlflow_child_artifacts.png"))
         browser.close()
     return problems
 
@@ -116,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "service"))
     from loopback_servers import start_mlflow_server, start_ray_head  # the test harness, not the library
 
+    from mixopt.commands.search import runs_table_url
+    from mixopt.config import load_job_config
     from mixopt.service import stream_logs, submit_search, wait_for_job
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -148,11 +171,13 @@ def main(argv: list[str] | None = None) -> int:
         names = sorted(c.info.run_name for c in children)
         print(f"MLflow: experiment {exp.name!r}, parent run {parent.info.run_name!r}, nested runs {names}")
         out_dir = Path(args.out_dir)
+        landing = runs_table_url(mlflow_srv.uri, load_job_config(job_file))  # what `mixopt ui` prints
+        print(f"landing address (as `mixopt ui` prints it): {landing}")
         problems = screenshot_ui(
             mlflow_srv.uri, exp.experiment_id, parent.info.run_name, names,
-            [c.info.run_id for c in children], out_dir,
+            [c.info.run_id for c in children], out_dir, landing,
         )  # fmt: skip
-    for name in ("mlflow_runs.png", "mlflow_compare.png"):
+    for name in ("mlflow_landing.png", "mlflow_runs.png", "mlflow_compare.png", "mlflow_child_artifacts.png"):
         p = out_dir / name
         if p.exists():
             print(f"screenshot: {p} ({p.stat().st_size / 1024:.0f} KiB)")

@@ -175,6 +175,22 @@ def ui_command(uri: str, host: str, port: int) -> list[str]:
     return [*base, "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
 
 
+def runs_table_url(base: str, cfg) -> str:
+    """The UI address of the job's runs table: ``<base>/#/experiments/<id>/runs?workflowType=machine_learning``
+    once a search has created the experiment (its id is in ``state.json``), else ``base``.
+
+    MLflow 3's UI opens every experiment in its GenAI view (an overview of traces) unless the address names
+    the model-training view; the tag ``mlflow.experimentKind`` that mixopt sets does it only on versions
+    without the GenAI / model-training switch."""
+    import json
+
+    try:
+        exp_id = json.loads((cfg.job_dir / "state.json").read_text())["mlflow"]["experiment_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return base
+    return f"{base}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
+
+
 def cmd_ui(args) -> int:
     from mixopt.security import ExposedServerWarning, check_bind_host
 
@@ -191,8 +207,8 @@ def cmd_ui(args) -> int:
     uri = tracking_uri(cfg)
     cmd = ui_command(uri, host, args.port)
     shown = "[::1]" if host == "::1" else host
-    print(f"MLflow UI for {cfg.name}: http://{shown}:{args.port}  (store {redact_uri(uri)}; Ctrl-C stops it)",
-          flush=True)
+    url = runs_table_url(f"http://{shown}:{args.port}", cfg)
+    print(f"MLflow UI for {cfg.name}: {url}  (store {redact_uri(uri)}; Ctrl-C stops it)", flush=True)
     if args.print_command:
         print(redact_uri(shlex.join(cmd)))
         return 0

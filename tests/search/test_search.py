@@ -100,6 +100,9 @@ def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tm
     assert main(["ui", str(job), "--print-command"]) == 0
     out = capsys.readouterr().out
     assert "http://127.0.0.1:5000" in out and f"--backend-store-uri {cfg.tracking_uri()}" in out
+    exp_id = MlflowClient(cfg.tracking_uri()).get_experiment_by_name(cfg.experiment_name()).experiment_id
+    # the address lands on the job's runs table in the model-training view, not on MLflow's GenAI overview
+    assert f"http://127.0.0.1:5000/#/experiments/{exp_id}/runs?workflowType=machine_learning" in out
     assert main(["ui", str(job), "--host", "0.0.0.0", "--print-command"]) == 0
     assert "reachable from other machines" in capsys.readouterr().err
 
