@@ -199,14 +199,16 @@ class FeasibleSet:
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int, seed: int, *, concentrations: Sequence[float] = (0.1, 5.0),
-               temperature: float = 0.5, distinct: bool = True, max_draws: int | None = None) -> np.ndarray:
+               temperature: float = 0.5, distinct: bool = True, max_draws: int | None = None,
+               at_most: bool = False) -> np.ndarray:
         """``(n, k)`` feasible mixtures (RegMix's Dirichlet design, see the module docstring); seeded.
 
         temperature: ``t`` in ``prior**t`` (``t < 1`` flattens the prior, ``t = 0`` is uniform; with groups
         it flattens level by level, :meth:`~mixopt.hierarchy.Hierarchy.temper`).
         distinct: drop draws equal to an earlier one on a 1e-3 grid. A finite set returns ``n`` of its
         points at random (all of them when it has fewer). Raises :class:`MixoptError` when the bounds leave
-        too little room for ``n`` distinct mixtures.
+        too little room for ``n`` distinct mixtures, unless ``at_most`` (a candidate pool: fewer distinct
+        mixtures than asked for is all there is, e.g. the 1,001 grid points of two domains).
         """
         n = int(n)
         if n <= 0:
@@ -246,7 +248,7 @@ class FeasibleSet:
                 kept.append(w)
                 if len(kept) == n:
                     break
-        if len(kept) < n:
+        if len(kept) < n and not (at_most and kept):
             raise MixoptError(f"found only {len(kept)} distinct mixtures of the {n} asked for in {drawn} draws: "
                               "the weight bounds leave too little room")
         return np.stack(kept)

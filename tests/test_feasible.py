@@ -116,6 +116,15 @@ def test_too_tight_bounds_cannot_give_enough_distinct_mixtures():
     assert np.allclose(fs.sample(5, seed=0, distinct=False), 0.5)
 
 
+def test_a_candidate_pool_of_two_domains_is_every_distinct_mixture_there_is():
+    fs = FeasibleSet.simplex(["a", "b"])  # 1,001 distinct mixtures on the 1e-3 grid
+    with pytest.raises(MixoptError, match="distinct"):
+        fs.sample(2048, seed=0)
+    pool = fs.sample(2048, seed=0, at_most=True)
+    assert 900 < len(pool) <= 1001 and len({tuple(np.round(w, 3)) for w in pool}) == len(pool)
+    assert np.allclose(pool.sum(axis=1), 1)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -189,7 +189,7 @@ class _Search:
     def candidates(self, round_index: int) -> np.ndarray:
         """Fresh feasible mixtures for one round (the same constraints the proposal obeys)."""
         return self.space.feasible.sample(self.cfg.search.candidates,
-                                          seed=_run_seed(self.cfg.seed, 10_000 + round_index))
+                                          seed=_run_seed(self.cfg.seed, 10_000 + round_index), at_most=True)
 
     def elapsed(self) -> float:
         return self.elapsed0 + (time.time() - self.t0 if self.t0 is not None else 0.0)
