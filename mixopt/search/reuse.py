@@ -229,7 +229,9 @@ def load_reuse(cfg) -> Reuse | None:
     if not manifest:
         raise ConfigError(f"reuse.job: no data manifest in {data_dir} (the previous job's data folder)")
     prev_hashes = {d: e.get("source_hash") for d, e in manifest.get("shards", {}).items()}
-    hashes = {d: source_fingerprint(d, src) for d, src in cfg.domains.items()}
+    # this job's source hashes: from its own manifest when the data is prepared (hashing a corpus is slow)
+    mine = (read_manifest(cfg.data_dir) or {}).get("shards", {})
+    hashes = {d: (mine.get(d) or {}).get("source_hash") or source_fingerprint(d, src) for d, src in cfg.domains.items()}
     tok = manifest.get("tokenizer", {}).get("path")
     tok_path = None
     if tok:
