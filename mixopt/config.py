@@ -57,6 +57,13 @@ __all__ = [
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
+def _checked_name(v: str) -> str:
+    """A job or eval-task name: it becomes a folder and a metric path, so no path separators."""
+    if not _NAME_RE.match(v):
+        raise ValueError("must be 1-64 characters of letters, digits, '_', '-', '.' (no path separators)")
+    return v
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -159,9 +166,7 @@ class EvalTask(_Model):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
-            raise ValueError("must be 1-64 characters of letters, digits, '_', '-', '.'")
-        return v
+        return _checked_name(v)
 
     @model_validator(mode="after")
     def _one_kind(self) -> EvalTask:
@@ -344,9 +349,7 @@ class JobConfig(_Model):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-        if not _NAME_RE.match(v):
-            raise ValueError("must be 1-64 characters of letters, digits, '_', '-', '.' (no path separators)")
-        return v
+        return _checked_name(v)
 
     @model_validator(mode="before")
     @classmethod
