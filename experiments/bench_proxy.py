@@ -7,14 +7,17 @@ For the dense and MoE CPU-tiny presets, trains the same configuration on the dem
 * a naive loop: plain ``nn.Module`` with separate q/k/v projections, hand-written masked softmax
   attention, a per-expert Python loop with boolean masks for the MoE, and a for-loop AdamW,
 
-interleaving the two ``--repeats`` times and printing median tokens/s and their ratio (goals: >= 1.2x
-dense, >= 1.5x MoE), the MoE / dense step-time ratio at matched active parameters (goal <= 1.3), achieved
-FLOP/s as a fraction of this machine's fp32 matmul peak (a big ``torch.mm`` timed in the same run), and
-the MoE expert op alone per implementation (forward + backward). Every figure is given by the wall clock
-and by this process's CPU time: on a shared, oversubscribed machine the wall clock mostly measures the
-other tenants, while CPU time (single-threaded) still measures the work done.
+interleaving the two ``--repeats`` times and printing median tokens/s and their ratio (goal: >= 1.5x), the
+MoE / dense step-time ratio at matched active parameters (goal <= 1.3), achieved FLOP/s as a fraction of
+this machine's fp32 matmul peak (a big ``torch.mm`` timed in the same run; goal for the mid-size CPU
+preset ``dense-mid``: >= 50%), and two ops alone, each against its plain-PyTorch reference: the MoE expert
+op per implementation (forward + backward; goal for the CPU path: >= 1.5x the reference loop) and the
+output layer + loss (``kernels.linear_cross_entropy`` chunked vs ``F.cross_entropy`` on materialised
+logits). Every figure is given by the wall clock and by this process's CPU time: on a shared,
+oversubscribed machine the wall clock mostly measures the other tenants, while CPU time (single-threaded)
+still measures the work done.
 
-    python experiments/bench_proxy.py --threads 1 --repeats 5 --tokens 65536
+    python experiments/bench_proxy.py --threads 1 --repeats 3 --tokens 65536 --mid-tokens 16384
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from torch import nn
 
 from mixopt.config import load_job_config
 from mixopt.data import MixtureSampler, build_demo_corpus, prepare_data
-from mixopt.kernels import available_impls, moe_experts
+from mixopt.kernels import available_impls, linear_cross_entropy, moe_experts
 from mixopt.proxies import ProxyConfig, TrainSettings, train_proxy
 from mixopt.proxies.moe import router_losses
 
@@ -165,12 +168,13 @@ def matmul_peak_flops(n: int = 1536, repeats: int = 7, clock=time.process_time) 
 
 
 def expert_op_ms(cfg: ProxyConfig, tokens: int, repeats: int) -> dict[str, float]:
+    """Median CPU ms of the MoE expert op (forward + backward) per implementation, interleaved."""
     g = torch.Generator().manual_seed(0)
     E, D, Fe, K = cfg.n_experts, cfg.d_model, cfg.expert_d_ff, cfg.top_k
     x = torch.randn(tokens, D, generator=g).requires_grad_()
     idx = torch.topk(torch.randn(tokens, E, generator=g), K).indices
     w = torch.rand(tokens, K, generator=g).requires_grad_()
-    ps = [torch.randn(*s, generator=g).requires_grad_() for s in ((E, D, Fe), (E, D, Fe), (E, Fe, D))]
+    ps = [(0.02 * torch.randn(*s, generator=g)).requires_grad_() for s in ((E, D, Fe), (E, D, Fe), (E, Fe, D))]
     impls = available_impls(x, ps[0])
     times = {i: [] for i in impls}
     for _ in range(repeats):
@@ -181,6 +185,22 @@ def expert_op_ms(cfg: ProxyConfig, tokens: int, repeats: int) -> dict[str, float
     return {i: 1e3 * statistics.median(t) for i, t in times.items()}
 
 
+def loss_op_ms(cfg: ProxyConfig, tokens: int, repeats: int) -> dict[str, float]:
+    """Median CPU ms of output layer + mean cross-entropy, forward + backward: chunked vs materialised logits."""
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(tokens, cfg.d_model, generator=g).requires_grad_()
+    w = (0.02 * torch.randn(cfg.vocab_size, cfg.d_model, generator=g)).requires_grad_()
+    t = torch.randint(0, cfg.vocab_size, (tokens,), generator=g)
+    paths = {"logits": lambda: F.cross_entropy(h @ w.T, t), "chunked": lambda: linear_cross_entropy(h, w, t)}
+    times = {k: [] for k in paths}
+    for _ in range(repeats):
+        for name, fn in paths.items():
+            t0 = time.process_time()
+            fn().backward()
+            times[name].append(time.process_time() - t0)
+    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -189,6 +209,8 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=2048)
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--presets", nargs="+", default=["dense-tiny", "moe-tiny", "dense-mid"])
+    ap.add_argument("--mid-tokens", type=int, default=16_384, help="tokens per run for the *-mid presets")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -204,12 +226,13 @@ def main() -> None:
         peaks = [(matmul_peak_flops(clock=time.perf_counter), matmul_peak_flops())]
         results: dict[str, dict[str, list[float]]] = {}
         for _ in range(args.repeats):
-            for preset in ("dense-tiny", "moe-tiny"):
+            for preset in args.presets:
                 cfg = ProxyConfig.preset(preset).with_vocab(data.vocab_size)
-                r = train_proxy(cfg, data, weights, tokens=args.tokens, seed=0, settings=settings, threads=args.threads)
+                tokens = args.mid_tokens if preset.endswith("-mid") else args.tokens
+                r = train_proxy(cfg, data, weights, tokens=tokens, seed=0, settings=settings, threads=args.threads)
                 assert r.ok, r.reason
                 proxy_cpu = r.extra["tokens_trained"] / r.extra["train_cpu_s"]
-                naive, naive_cpu = naive_tokens_per_s(cfg, data, weights, tokens=args.tokens, seed=0, settings=settings)
+                naive, naive_cpu = naive_tokens_per_s(cfg, data, weights, tokens=tokens, seed=0, settings=settings)
                 res = results.setdefault(preset, {k: [] for k in ("proxy", "naive", "ratio", "proxy_cpu",
                                                                     "naive_cpu", "ratio_cpu")})
                 res["proxy"].append(r.tokens_per_s)
@@ -229,11 +252,20 @@ def main() -> None:
                   f"MFU {fpt * m['proxy'] / peak:.1%}")
             print(f"{'':10s} by CPU time:            proxy {m['proxy_cpu']:9.0f} tok/s  naive {m['naive_cpu']:9.0f} "
                   f"tok/s  speedup x{m['ratio_cpu']:.2f}  MFU {fpt * m['proxy_cpu'] / peak_cpu:.1%}")
-        ratio = med["dense-tiny"]["proxy"] / med["moe-tiny"]["proxy"]
-        ratio_cpu = med["dense-tiny"]["proxy_cpu"] / med["moe-tiny"]["proxy_cpu"]
-        print(f"MoE step time / dense step time (matched active params): {ratio:.2f} wall, {ratio_cpu:.2f} CPU time")
-        ops = expert_op_ms(ProxyConfig.preset("moe-tiny"), args.seq_len * args.batch_size, 3 * args.repeats)
-        print("MoE expert op fwd+bwd CPU ms (moe-tiny shapes): " + ", ".join(f"{k} {v:.2f}" for k, v in ops.items()))
+        if "dense-tiny" in med and "moe-tiny" in med:
+            ratio = med["dense-tiny"]["proxy"] / med["moe-tiny"]["proxy"]
+            ratio_cpu = med["dense-tiny"]["proxy_cpu"] / med["moe-tiny"]["proxy_cpu"]
+            print(f"MoE step time / dense step time (matched active params): {ratio:.2f} wall, {ratio_cpu:.2f} CPU time")
+        n_tok = args.seq_len * args.batch_size
+        for preset in ("moe-tiny", "moe-mid"):
+            ops = expert_op_ms(ProxyConfig.preset(preset), n_tok, 3 * args.repeats)
+            print(f"MoE expert op fwd+bwd CPU ms ({preset} shapes, {n_tok} tokens): "
+                  + ", ".join(f"{k} {v:.2f} (x{ops['reference'] / v:.2f})" for k, v in ops.items()))
+        for preset in ("dense-tiny", "dense-mid"):
+            cfg = ProxyConfig.preset(preset).with_vocab(data.vocab_size)
+            lo = loss_op_ms(cfg, n_tok, 3 * args.repeats)
+            print(f"output layer + loss fwd+bwd CPU ms ({preset}, {n_tok} x {cfg.d_model} x {cfg.vocab_size}): "
+                  f"logits {lo['logits']:.2f}, chunked {lo['chunked']:.2f} (x{lo['logits'] / lo['chunked']:.2f})")
         print(f"load_avg at end={os.getloadavg()[0]:.1f}")
 
 

@@ -1,8 +1,10 @@
 """Optional fused ops for the proxies, each with a plain-PyTorch reference beside it.
 
->>> from mixopt.kernels import moe_experts, use_impl
+>>> from mixopt.kernels import linear_cross_entropy, moe_experts, use_impl
 """
 
+from mixopt.kernels.linear_cross_entropy import LCE_IMPLS, linear_cross_entropy, resolve_lce_impl
 from mixopt.kernels.moe_experts import IMPLS, available_impls, eligible, moe_experts, resolve_impl, use_impl
 
-__all__ = ["IMPLS", "available_impls", "eligible", "moe_experts", "resolve_impl", "use_impl"]
+__all__ = ["IMPLS", "LCE_IMPLS", "available_impls", "eligible", "linear_cross_entropy", "moe_experts", "resolve_impl",
+           "resolve_lce_impl", "use_impl"]

@@ -8,10 +8,12 @@ Implementations (all dropless, all differentiable through torch autograd):
 
 - ``"reference"``: a per-expert Python loop with boolean masks; the ground truth for tests.
 - ``"bmm"``: sort assignments by expert, pad each expert's group to the largest group, three ``bmm`` s.
+- ``"sorted"``: sort by expert, one matmul per expert slice (gate and up fused), a hand-written backward
+  (``kernels/moe_sorted.py``). CPU only; there the bookkeeping, not the matmuls, bounds a small MoE.
 - ``"grouped_mm"``: sort by expert, ``torch._grouped_mm`` with group offsets (no padding). Eligible on
   CPU (fp32/bf16, 16-byte-aligned rows) and CUDA sm90+ in bf16 when the op exists in this torch.
 - ``"triton"``: not shipped (see docs/proxies.md); asking for it raises a clear error.
-- ``"auto"``: the first eligible of grouped_mm, bmm.
+- ``"auto"``: the first eligible of sorted, grouped_mm, bmm.
 
 Force one with ``moe_experts(..., impl="bmm")``, the ``use_impl("bmm")`` context manager, or the
 ``MIXOPT_MOE_IMPL`` environment variable (in that order of precedence).
@@ -34,10 +36,11 @@ import torch
 import torch.nn.functional as F
 
 from mixopt.kernels.errors import KernelError
+from mixopt.kernels.moe_sorted import sorted_moe_experts
 
 __all__ = ["IMPLS", "available_impls", "eligible", "moe_experts", "resolve_impl", "use_impl"]
 
-IMPLS = ("reference", "bmm", "grouped_mm", "triton")
+IMPLS = ("reference", "bmm", "sorted", "grouped_mm", "triton")
 _FORCED: list[str] = []
 
 
@@ -57,6 +60,8 @@ def eligible(impl: str, x_TD: torch.Tensor, w_EDF: torch.Tensor) -> tuple[bool, 
     """Whether ``impl`` can run on these inputs; the reason when it cannot."""
     if impl in ("reference", "bmm"):
         return True, ""
+    if impl == "sorted":
+        return x_TD.device.type == "cpu", "the sorted path is for CPU (it loops over experts on the host)"
     if impl == "grouped_mm":
         if not hasattr(torch, "_grouped_mm"):
             return False, "torch._grouped_mm is not in this torch build"
@@ -89,7 +94,7 @@ def resolve_impl(impl: str, x_TD: torch.Tensor, w_EDF: torch.Tensor) -> str:
     if impl == "auto":
         impl = _FORCED[-1] if _FORCED else os.environ.get("MIXOPT_MOE_IMPL", "auto") or "auto"
     if impl == "auto":
-        for cand in ("grouped_mm", "bmm"):
+        for cand in ("sorted", "grouped_mm", "bmm"):
             if eligible(cand, x_TD, w_EDF)[0]:
                 return cand
         return "reference"
@@ -108,6 +113,8 @@ def moe_experts(x_TD: torch.Tensor, expert_idx_TK: torch.Tensor, weight_TK: torc
     w_gate_EDF, w_up_EDF: (E, D, F); w_down_EFD: (E, F, D).
     """
     name = resolve_impl(impl, x_TD, w_gate_EDF)
+    if name == "sorted":
+        return sorted_moe_experts(x_TD, expert_idx_TK, weight_TK, w_gate_EDF, w_up_EDF, w_down_EFD)
     if name == "reference":
         return _reference(x_TD, expert_idx_TK, weight_TK, w_gate_EDF, w_up_EDF, w_down_EFD)
     T, K = expert_idx_TK.shape

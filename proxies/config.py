@@ -156,6 +156,7 @@ _DENSE = [
     # CPU sizes (vocab from the tokenizer; 2048 nominal)
     _dense("dense-tiny", 64, 4, 4, 176, 256, 2048, True),
     _dense("dense-small", 128, 4, 4, 352, 512, 2048, True),
+    _dense("dense-mid", 256, 8, 8, 704, 512, 2048, True),  # ~7M: the CPU size whose matmuls fill the core
     # GPU sizes (32768 nominal vocab)
     _dense("dense-20m", 384, 6, 6, 1024, 1024, 32768, True),
     _dense("dense-60m", 512, 12, 8, 1408, 1024, 32768, True),

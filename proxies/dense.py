@@ -62,6 +62,12 @@ class Transformer(nn.Module):
                 nn.init.normal_(p, std=out_std if residual_out else 0.02)
 
     def forward(self, idx_BT: torch.Tensor) -> ModelOutput:
+        h_BTD, aux = self.features(idx_BT)
+        return ModelOutput(self.head(h_BTD), aux)
+
+    def features(self, idx_BT: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(final-normed hidden states h_BTD, aux loss): everything but the output head, so a fused
+        ``linear_cross_entropy(h, self.head.weight, ...)`` can take the head and the loss together."""
         seq_len = idx_BT.shape[1]
         if seq_len > self.cfg.max_seq_len:
             raise ValueError(f"sequence length {seq_len} exceeds max_seq_len {self.cfg.max_seq_len}")
@@ -71,8 +77,7 @@ class Transformer(nn.Module):
         for block in self.blocks:
             x_BTD, block_aux = block(x_BTD, cos_TK, sin_TK)
             aux = aux + block_aux
-        logits_BTV = self.head(self.norm(x_BTD))
-        return ModelOutput(logits_BTV, aux)
+        return self.norm(x_BTD), aux
 
 
 class Block(nn.Module):

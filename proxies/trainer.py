@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixopt.errors import MixoptError
-from mixopt.kernels import resolve_impl
+from mixopt.kernels import linear_cross_entropy, resolve_impl, resolve_lce_impl
 from mixopt.proxies.config import ProxyConfig, TrainSettings
 from mixopt.proxies.dense import Transformer
 from mixopt.proxies.moe import MoEFeedForward, MoETransformer
@@ -108,6 +108,10 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
             record.extra["moe_impl"] = resolve_impl(config.moe_impl, x_probe, x_probe.new_empty(1, config.d_model,
                                                                                                config.expert_d_ff))
         step_model = torch.compile(model) if use_compile else model
+        # fused output layer + loss (kernels/linear_cross_entropy.py) where it runs: CPU fp32, no compile
+        fused_head = not use_compile and not use_bf16 and resolve_lce_impl(
+            "auto", model.head.weight[:1], model.head.weight) == "chunked"
+        record.extra["fused_head"] = fused_head
         optimizer = _make_optimizer(model, settings, dev)
         sampler = MixtureSampler(data, w, seq_len=T, batch_size=B, seed=seed, max_epochs=settings.max_epochs,
                                  on_epoch_cap=settings.on_epoch_cap)
@@ -123,11 +127,8 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
                 group["lr"] = lr
             tokens_BT1, _ = sampler.next_batch()
             tokens_BT1 = tokens_BT1.to(dev, non_blocking=True)
-            with autocast():
-                out = step_model(tokens_BT1[:, :-1])
-            lm_loss = F.cross_entropy(out.logits_BTV.float().reshape(-1, config.vocab_size),
-                                      tokens_BT1[:, 1:].reshape(-1))
-            loss = lm_loss + out.aux_loss
+            lm_loss, aux_loss = _step_loss(model, step_model, tokens_BT1, fused_head, autocast)
+            loss = lm_loss + aux_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.grad_clip > 0:
@@ -135,6 +136,8 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
             optimizer.step()
             value = float(lm_loss.detach())
             train_time += time.perf_counter() - t0
+            if step == 1:  # includes one-off costs (torch.compile, allocator warm-up): kept apart for benchmarks
+                record.extra["first_step_s"] = train_time
             train_cpu += time.process_time() - c0
             record.extra["train_cpu_s"] = train_cpu
             steps_done = step
@@ -146,7 +149,7 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
             if step in points:
                 record.extra["train_loss"].append(float(np.mean(window)))
                 window = []
-                losses = evaluate(model, val, settings.eval_batch_size, autocast)
+                losses = evaluate(model, val, settings.eval_batch_size, autocast, fused=fused_head)
                 record.steps.append(step)
                 record.tokens_seen.append(step * B * T)
                 for d, v in losses.items():
@@ -178,25 +181,55 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
 
 @torch.no_grad()
 def evaluate(model: nn.Module, val: dict[str, torch.Tensor], batch_size: int,
-             autocast=contextlib.nullcontext) -> dict[str, float]:
-    """Mean next-token loss (nats/token) per domain over fixed held-out sequences (N, T+1)."""
+             autocast=contextlib.nullcontext, fused: bool = False) -> dict[str, float]:
+    """Mean next-token loss (nats/token) per domain over fixed held-out sequences (N, T+1).
+
+    Every domain's sequences go through the model together, ``batch_size`` rows at a time (a batch may
+    span domains), and the per-row losses are summed back per domain. ``fused``: the output layer and the
+    loss through ``linear_cross_entropy`` (CPU fp32) instead of materialised logits.
+    """
     was_training = model.training
     model.eval()
-    out: dict[str, float] = {}
     try:
-        for domain, seqs_NT1 in val.items():
-            total, count = 0.0, 0
-            for i in range(0, seqs_NT1.shape[0], batch_size):
-                chunk = seqs_NT1[i:i + batch_size]
+        names = list(val)
+        seqs_NT1 = torch.cat([val[d] for d in names])
+        losses_N = []
+        for i in range(0, seqs_NT1.shape[0], batch_size):
+            chunk = seqs_NT1[i:i + batch_size]
+            targets = chunk[:, 1:].reshape(-1)
+            if fused:
+                h_BTD, _ = model.features(chunk[:, :-1])
+                row_loss = linear_cross_entropy(h_BTD.reshape(targets.shape[0], -1), model.head.weight, targets,
+                                                reduction="none", impl="chunked")
+            else:
                 with autocast():
                     logits_BTV = model(chunk[:, :-1]).logits_BTV
-                total += float(F.cross_entropy(logits_BTV.float().reshape(-1, logits_BTV.shape[-1]),
-                                               chunk[:, 1:].reshape(-1), reduction="sum"))
-                count += chunk[:, 1:].numel()
-            out[domain] = total / max(1, count)
+                row_loss = F.cross_entropy(logits_BTV.float().reshape(targets.shape[0], -1), targets,
+                                           reduction="none")
+            losses_N.append(row_loss.view(chunk.shape[0], -1).double().sum(dim=1).cpu())
+        per_seq = torch.cat(losses_N) if losses_N else torch.zeros(0, dtype=torch.float64)
+        out: dict[str, float] = {}
+        start = 0
+        for d in names:
+            n = val[d].shape[0]
+            count = n * (val[d].shape[1] - 1)
+            out[d] = float(per_seq[start:start + n].sum()) / max(1, count)
+            start += n
     finally:
         model.train(was_training)
     return out
+
+
+def _step_loss(model, step_model, tokens_BT1: torch.Tensor, fused: bool, autocast):
+    """(mean next-token loss, router aux loss) of one training batch (B, T+1)."""
+    targets = tokens_BT1[:, 1:].reshape(-1)
+    if fused:
+        h_BTD, aux = model.features(tokens_BT1[:, :-1])
+        return linear_cross_entropy(h_BTD.reshape(targets.shape[0], -1), model.head.weight, targets,
+                                    impl="chunked"), aux
+    with autocast():
+        out = step_model(tokens_BT1[:, :-1])
+    return F.cross_entropy(out.logits_BTV.float().reshape(targets.shape[0], -1), targets), out.aux_loss
 
 
 def _divergence(loss: float, initial: float, step: int, n_warm: int, s: TrainSettings) -> str | None:

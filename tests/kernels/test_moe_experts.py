@@ -40,18 +40,24 @@ def _check(impl, idx, tensors, **tol):
         torch.testing.assert_close(g, rg, **tol, msg=lambda m, n=name: f"grad of {n}: {m}")
 
 
-CPU_IMPLS = [i for i in ("bmm", "grouped_mm") if i in available_impls(torch.zeros(1, 16), torch.zeros(1, 16, 24))]
+CPU_IMPLS = [i for i in ("bmm", "sorted", "grouped_mm") if i in available_impls(torch.zeros(1, 16), torch.zeros(1, 16, 24))]
 
 
-def test_bmm_is_always_available_on_cpu():
-    assert "bmm" in CPU_IMPLS and "reference" in available_impls(torch.zeros(1, 16), torch.zeros(1, 16, 24))
+def test_bmm_and_sorted_are_always_available_on_cpu():
+    assert "bmm" in CPU_IMPLS and "sorted" in CPU_IMPLS and "reference" in available_impls(torch.zeros(1, 16), torch.zeros(1, 16, 24))
 
 
+@pytest.mark.parametrize("impl", ["bmm", "sorted"])
 @pytest.mark.parametrize(("K", "skew"), [(1, False), (2, False), (2, True), (3, True)])
-def test_bmm_matches_the_reference_in_float64(K, skew):
+def test_bmm_and_sorted_match_the_reference_in_float64(impl, K, skew):
     idx, tensors = _inputs(K=K, skew=skew)                             # (grouped_mm is fp32/bf16 only)
     assert not eligible("grouped_mm", tensors[0], tensors[2])[0]
-    _check("bmm", idx, tensors, rtol=1e-12, atol=1e-12)
+    _check(impl, idx, tensors, rtol=1e-12, atol=1e-12)
+
+
+def test_sorted_runs_in_bfloat16_close_to_the_reference():
+    idx, tensors = _inputs(K=2, dtype=torch.bfloat16)
+    _check("sorted", idx, tensors, rtol=5e-2, atol=5e-2)
 
 
 @pytest.mark.parametrize("impl", CPU_IMPLS)
@@ -72,7 +78,7 @@ def test_empty_experts_get_zero_gradient():
 
 def test_forcing_an_implementation():
     x, w = torch.zeros(4, 16), torch.zeros(2, 16, 24)
-    assert resolve_impl("auto", x, w) in ("grouped_mm", "bmm")
+    assert resolve_impl("auto", x, w) == "sorted"                       # the CPU default
     with use_impl("reference"):
         assert resolve_impl("auto", x, w) == "reference"
         assert resolve_impl("bmm", x, w) == "bmm"                     # an explicit argument wins
@@ -91,7 +97,7 @@ def test_environment_variable_forces_the_implementation(monkeypatch):
 def test_ineligible_implementations_fall_back_or_raise():
     x_odd, w_odd = torch.zeros(4, 6), torch.zeros(2, 6, 10)            # 24-byte rows: not 16-byte aligned
     assert not eligible("grouped_mm", x_odd, w_odd)[0]
-    assert resolve_impl("auto", x_odd, w_odd) == "bmm"
+    assert resolve_impl("auto", x_odd, w_odd) == "sorted"
     with pytest.raises(KernelError, match="'grouped_mm' is not available here"):
         resolve_impl("grouped_mm", x_odd, w_odd)
     with pytest.raises(KernelError, match="'triton' is not available here"):

@@ -8,7 +8,7 @@ from mixopt.config import JobConfig
 from mixopt.errors import ConfigError
 from mixopt.proxies import PRESETS, ProxyConfig, TrainSettings, build_model
 
-SIZES = ["tiny", "small", "20m", "60m", "150m", "400m", "1b"]
+SIZES = ["tiny", "small", "mid", "20m", "60m", "150m", "400m", "1b"]
 
 
 def test_every_size_has_a_dense_and_a_moe_preset_with_matched_active_params():
@@ -22,7 +22,7 @@ def test_every_size_has_a_dense_and_a_moe_preset_with_matched_active_params():
 
 
 @pytest.mark.parametrize(("name", "lo", "hi"), [
-    ("dense-tiny", 0.3e6, 0.5e6), ("dense-small", 0.8e6, 2e6), ("dense-20m", 15e6, 30e6),
+    ("dense-tiny", 0.3e6, 0.5e6), ("dense-small", 0.8e6, 2e6), ("dense-mid", 5e6, 20e6), ("dense-20m", 15e6, 30e6),
     ("dense-60m", 45e6, 75e6), ("dense-150m", 110e6, 190e6), ("dense-400m", 320e6, 480e6),
     ("dense-1b", 0.8e9, 1.3e9),
 ])

@@ -1,0 +1,85 @@
+"""The MoE expert op for CPUs: tokens sorted by expert, one matmul per expert slice, backward by hand.
+
+On a CPU the expert op of a small MoE is bound by bookkeeping, not by its matmuls: the reference loop
+builds a boolean mask per expert and copies the whole output per ``index_add``, and autograd records ~15
+ops per expert. This path sorts the (token, slot) assignments by expert once, runs each expert on its
+contiguous slice (matmuls only; every elementwise op runs once over all assignments), combines with one
+in-place ``index_add_``, and writes the backward by hand (SwiGLU derivative included).
+
+    out[t] = sum_k  w[t, k] * down_e( silu(x[t] @ gate_e) * (x[t] @ up_e) ),   e = idx[t, k]
+
+Used through ``moe_experts(..., impl="sorted")`` (see ``kernels/moe_experts.py``); on CPU it is what
+``"auto"`` picks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["sorted_moe_experts"]
+
+
+def sorted_moe_experts(x_TD: torch.Tensor, expert_idx_TK: torch.Tensor, weight_TK: torch.Tensor,
+                       w_gate_EDF: torch.Tensor, w_up_EDF: torch.Tensor, w_down_EFD: torch.Tensor) -> torch.Tensor:
+    """Routed SwiGLU experts; shapes as in :func:`kernels.moe_experts.moe_experts`. Returns (T, D)."""
+    return _SortedExperts.apply(x_TD, expert_idx_TK, weight_TK.to(x_TD.dtype), w_gate_EDF, w_up_EDF, w_down_EFD)
+
+
+class _SortedExperts(torch.autograd.Function):
+    """Matmuls per expert slice (contiguous rows), every elementwise op once over all assignments."""
+
+    @staticmethod
+    def forward(ctx, x_TD, expert_idx_TK, weight_TK, w_gate_EDF, w_up_EDF, w_down_EFD):  # noqa: D401
+        T, K = expert_idx_TK.shape
+        E, F_ = w_gate_EDF.shape[0], w_gate_EDF.shape[2]
+        flat_S = expert_idx_TK.reshape(-1)
+        order_S = torch.argsort(flat_S, stable=True)                # assignment slots sorted by expert
+        token_S = order_S // K
+        bounds = [0, *torch.cumsum(torch.bincount(flat_S, minlength=E), 0).tolist()]
+        spans = [(e, bounds[e], bounds[e + 1]) for e in range(E) if bounds[e + 1] > bounds[e]]
+        x_SD = x_TD.index_select(0, token_S)
+        w_S1 = weight_TK.reshape(-1).index_select(0, order_S).unsqueeze(1)
+        gate_SF = x_SD.new_empty(x_SD.shape[0], F_)
+        up_SF = torch.empty_like(gate_SF)
+        for e, a, b in spans:
+            torch.mm(x_SD[a:b], w_gate_EDF[e], out=gate_SF[a:b])
+            torch.mm(x_SD[a:b], w_up_EDF[e], out=up_SF[a:b])
+        h_SF = F.silu(gate_SF).mul_(up_SF)
+        y_SD = torch.empty_like(x_SD)
+        for e, a, b in spans:
+            torch.mm(h_SF[a:b], w_down_EFD[e], out=y_SD[a:b])
+        out_TD = torch.zeros_like(x_TD).index_add_(0, token_S, y_SD * w_S1)
+        ctx.save_for_backward(x_SD, gate_SF, up_SF, h_SF, y_SD, w_S1, token_S, order_S,
+                              w_gate_EDF, w_up_EDF, w_down_EFD)
+        ctx.spans, ctx.shape_TK = spans, (T, K)
+        return out_TD
+
+    @staticmethod
+    def backward(ctx, grad_out_TD):
+        x_SD, gate_SF, up_SF, h_SF, y_SD, w_S1, token_S, order_S, w_gate_EDF, w_up_EDF, w_down_EFD = ctx.saved_tensors
+        spans, (T, K) = ctx.spans, ctx.shape_TK
+        g_out_SD = grad_out_TD.index_select(0, token_S)
+        grad_weight_TK = None
+        if ctx.needs_input_grad[2]:
+            grad_w_S = (g_out_SD * y_SD).sum(dim=1)
+            grad_weight_TK = torch.empty_like(grad_w_S).index_copy_(0, order_S, grad_w_S).view(T, K)
+        g_y_SD = g_out_SD.mul_(w_S1)
+        grad_down_EFD = torch.zeros_like(w_down_EFD)
+        g_h_SF = torch.empty_like(h_SF)
+        for e, a, b in spans:
+            torch.mm(h_SF[a:b].T, g_y_SD[a:b], out=grad_down_EFD[e])
+            torch.mm(g_y_SD[a:b], w_down_EFD[e].T, out=g_h_SF[a:b])
+        sig_SF = torch.sigmoid(gate_SF)
+        g_up_SF = g_h_SF * gate_SF * sig_SF                          # d/d up = g_h * silu(gate)
+        # d/d gate = g_h * up * silu'(gate), silu'(g) = sig(g) * (1 + g * (1 - sig(g)))
+        g_gate_SF = g_h_SF.mul_(up_SF).mul_(sig_SF).mul_(gate_SF.mul(sig_SF.neg_().add_(1)).add_(1))
+        grad_gate_EDF, grad_up_EDF = torch.zeros_like(w_gate_EDF), torch.zeros_like(w_up_EDF)
+        grad_x_SD = torch.empty_like(x_SD)
+        for e, a, b in spans:
+            torch.mm(x_SD[a:b].T, g_gate_SF[a:b], out=grad_gate_EDF[e])
+            torch.mm(x_SD[a:b].T, g_up_SF[a:b], out=grad_up_EDF[e])
+            torch.mm(g_gate_SF[a:b], w_gate_EDF[e].T, out=grad_x_SD[a:b])
+            grad_x_SD[a:b].addmm_(g_up_SF[a:b], w_up_EDF[e].T)
+        grad_x_TD = torch.zeros_like(grad_out_TD).index_add_(0, token_S, grad_x_SD)
+        return grad_x_TD, None, grad_weight_TK, grad_gate_EDF, grad_up_EDF, grad_down_EFD
