@@ -35,6 +35,10 @@ from mixopt.proxies.schedule import eval_steps, lr_factor
 
 __all__ = ["build_model", "default_threads", "evaluate", "train_proxy"]
 
+# Training losses are read back to the host every this many steps (and at every evaluation point); a
+# divergence is still reported at the step it happened, at most this many steps later.
+_SYNC_EVERY = {"cpu": 1, "cuda": 16}
+
 
 def build_model(config: ProxyConfig) -> Transformer:
     """The model for a config: :class:`MoETransformer` when ``n_experts > 0``, else :class:`Transformer`."""
@@ -117,7 +121,8 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
                                  on_epoch_cap=settings.on_epoch_cap)
         val = {d: s.to(dev) for d, s in data.val_sequences(T, settings.eval_tokens).items()}
         autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
-        initial_loss, window = None, []
+        initial_loss, window, pending = None, [], []
+        sync_every = _SYNC_EVERY.get(dev.type, 1)
         n_warm = math.ceil(settings.warmup * n_steps)
         for step in range(1, n_steps + 1):
             t0, c0 = time.perf_counter(), time.process_time()
@@ -134,18 +139,24 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
             if settings.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             optimizer.step()
-            value = float(lm_loss.detach())
+            pending.append(lm_loss.detach())
+            # read losses back every few steps on a GPU (each read waits for the device), every step on CPU
+            values = []
+            if step == 1 or step % sync_every == 0 or step in points or step == n_steps:
+                values = torch.stack(pending).tolist() if len(pending) > 1 else [float(pending[0])]
+                pending = []
             train_time += time.perf_counter() - t0
             if step == 1:  # includes one-off costs (torch.compile, allocator warm-up): kept apart for benchmarks
                 record.extra["first_step_s"] = train_time
             train_cpu += time.process_time() - c0
             record.extra["train_cpu_s"] = train_cpu
             steps_done = step
-            window.append(value)
-            initial_loss = value if initial_loss is None else initial_loss
-            reason = _divergence(value, initial_loss, step, n_warm, settings)
-            if reason:
-                return _finish(record, "failed", reason, t_start, train_time, step * B * T)
+            for at, value in enumerate(values, start=step - len(values) + 1):
+                window.append(value)
+                initial_loss = value if initial_loss is None else initial_loss
+                reason = _divergence(value, initial_loss, at, n_warm, settings)
+                if reason:
+                    return _finish(record, "failed", reason, t_start, train_time, step * B * T)
             if step in points:
                 record.extra["train_loss"].append(float(np.mean(window)))
                 window = []

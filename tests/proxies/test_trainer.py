@@ -120,3 +120,27 @@ def test_cpu_runs_ignore_bf16_and_compile(demo_prepared):
                     settings=s, threads=1)
     assert r.ok and r.extra["dtype"] == "fp32" and r.extra["compile"] is False
     assert all(math.isfinite(v) for v in r.final_loss.values())
+
+
+def test_reading_losses_back_in_batches_changes_nothing_but_when(demo_prepared, monkeypatch):
+    """On a GPU the trainer reads losses back every 16 steps; the run and its failures stay the same."""
+    from mixopt.proxies import trainer
+
+    every_step = train_proxy(ProxyConfig.preset("dense-tiny"), demo_prepared, demo_prepared.prior(), tokens=2560,
+                             seed=3, settings=FAST, threads=1)
+    monkeypatch.setitem(trainer._SYNC_EVERY, "cpu", 4)
+    batched = train_proxy(ProxyConfig.preset("dense-tiny"), demo_prepared, demo_prepared.prior(), tokens=2560,
+                          seed=3, settings=FAST, threads=1)
+    assert batched.ok and batched.val_loss == every_step.val_loss
+    assert batched.extra["train_loss"] == every_step.extra["train_loss"]
+    # a divergence in the middle of a batch of steps is reported at the step where it happened
+    diverging = TrainSettings(seq_len=32, batch_size=8, lr=30.0, eval_points=3, eval_tokens=512)
+    monkeypatch.setitem(trainer._SYNC_EVERY, "cpu", 1)
+    once = train_proxy(ProxyConfig.preset("dense-tiny"), demo_prepared, demo_prepared.prior(), tokens=8192, seed=0,
+                       settings=diverging, threads=1)
+    monkeypatch.setitem(trainer._SYNC_EVERY, "cpu", 4)
+    late = train_proxy(ProxyConfig.preset("dense-tiny"), demo_prepared, demo_prepared.prior(), tokens=8192, seed=0,
+                       settings=diverging, threads=1)
+    assert once.status == late.status == "failed" and late.reason == once.reason
+    step = int(once.reason.rsplit("at step ", 1)[1])
+    assert step > 1 and step % 4 != 0  # so the batched run found it inside a batch, not at a read-back
