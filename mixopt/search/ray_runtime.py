@@ -22,6 +22,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +36,14 @@ __all__ = ["RayRuntime", "ray_session"]
 log = logging.getLogger(__name__)
 
 
+class _QuietThreadStart(logging.Filter):
+    """Drop Ray's note that a ``ray.init`` outside the main thread installs no SIGTERM handler:
+    :func:`ray_session` installs the same one from the main thread."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 def _init(cfg, address: str | None) -> bool:
     """Start or join Ray unless it is up in this process; returns whether this call started/joined it."""
     import ray
@@ -41,6 +51,9 @@ def _init(cfg, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     address = address or cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    quiet = logging.getLogger("ray._private.worker")
+    if not any(isinstance(f, _QuietThreadStart) for f in quiet.filters):
+        quiet.addFilter(_QuietThreadStart())
     env = {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(max(1, int(cfg.search.cpus_per_proxy)))}
     try:
         if address:
@@ -134,6 +147,11 @@ class RayRuntime:
 def ray_session(cfg, address: str | None = None, *, warm: int = 0) -> Iterator[RayRuntime]:
     """Start (or join, or reuse) Ray in the background and yield the :class:`RayRuntime`; shut down only
     what this call started. ``warm``: warm-up tasks to run as soon as Ray is up (one per proxy slot)."""
+    import ray
+
+    if not ray.is_initialized() and threading.current_thread() is threading.main_thread():
+        # what ray.init does in the main thread (it cannot from ours): SIGTERM exits, so cleanup runs
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
     runtime = RayRuntime(cfg, address, warm=warm)
     try:
         yield runtime
