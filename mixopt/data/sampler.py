@@ -4,7 +4,7 @@ Batches are planned in blocks: one ``rng.random(2B x K)`` call draws the uniform
 (about 4096 sequences), the same numbers, in the same order, as K calls of ``rng.random(2B)`` -- the first B
 of each batch's 2B pick its domains (inverse-CDF ``searchsorted`` of the weights), the last B its start
 offsets (uniform over the domain's train tokens). A batch then costs its gather: for small batches B slices
-joined by one ``np.concatenate`` straight into the int64 output (cheaper than k gathers), for large ones a
+joined by one ``np.concatenate`` (cheaper than k gathers), for large ones a
 fancy index into a ``sliding_window_view`` of each domain's memmap. The sampler is a plain object driven
 from the training loop's process:
 
@@ -144,12 +144,12 @@ class MixtureSampler:
         drawn = self._tokens_drawn + counts * self.seq_len
         if self.max_epochs is not None:
             self._check_cap(drawn, counts)
-        out = np.empty((B, width), dtype=np.int64)
         if B <= _SLICE_MAX:  # small batches: B slices and one concatenate beat k fancy-index gathers
             arrays = self._arrays
             rows = [arrays[d][s : s + width] for d, s in zip(self._dom_list[i], self._starts_list[i], strict=True)]
-            np.concatenate(rows, out=out.reshape(-1), casting="safe")
+            out = np.concatenate(rows).reshape(B, width).astype(np.int64)
         else:
+            out = np.empty((B, width), dtype=np.int64)
             dom, starts = self._dom[i], self._starts[i]
             for d in np.flatnonzero(counts):
                 rows = np.flatnonzero(dom == d)
