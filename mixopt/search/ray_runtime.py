@@ -99,13 +99,16 @@ class RayRuntime:
 
         try:
             self.owned = _init(self.cfg, self.address)
-            self._warm_refs = self._start_warmup(ray)
         except BaseException as e:  # noqa: BLE001 - handed to the caller by ready()
             self._error = e
-        finally:
-            self.ready_at = time.time()
-            self._up.set()
-        if self.owned and self._error is None:
+        self.ready_at = time.time()
+        if self._error is None:
+            try:
+                self._warm_refs = self._start_warmup(ray)
+            except Exception as e:  # noqa: BLE001 - a warm-up is only an optimisation
+                log.debug("no worker warm-up: %s", e)
+        self._up.set()
+        if self.owned:
             self._stop.wait()
             ray.shutdown()
 
