@@ -4,8 +4,8 @@
 
     preflight (no training) ──► job lock ──► job files checked ──► nothing left to do? the stored proposal
                          │
-    prepare_data ──► initial design (feasible.sample + strategy.initial)
-                         │
+    prepare_data ──► initial design (feasible.sample + strategy.initial)    meanwhile, in a thread: Ray
+                         │                                              starts, its workers import torch
                  ┌──► submit Ray tasks while slots are free and the budget allows
                  │       │ ray.wait: one finished ──► runs.jsonl (fsync) ──► MLflow (async) ──► display
                  │       │ failed ──► retry up to max_retries, then recorded as failed
