@@ -60,15 +60,26 @@ def _init(cfg, address: str | None) -> bool:
             log.info("connecting to Ray at %s", redact_uri(address))
             ray.init(address=address, runtime_env={"env_vars": env}, log_to_driver=False)
         else:
-            ray.init(
-                num_cpus=cfg.ray.num_cpus,
-                object_store_memory=cfg.ray.object_store_memory,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-                runtime_env={"env_vars": env},
-                _node_ip_address="127.0.0.1",  # embedded: listen on loopback only
-            )
+            # The worker environment goes through the raylet's own (it is started from this process), not a
+            # runtime_env: a runtime_env gets workers of its own, so the raylet's prestarted workers would
+            # sit idle while new ones start for the first proxies (0.5 s vs 4-8 s to the first task here).
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
+            try:
+                ray.init(
+                    num_cpus=cfg.ray.num_cpus,
+                    object_store_memory=cfg.ray.object_store_memory,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                    _node_ip_address="127.0.0.1",  # embedded: listen on loopback only
+                )
+            finally:  # this process keeps its own environment
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"Ray at {redact_uri(address)}" if address else "an embedded Ray runtime"
         raise MixoptError(f"could not start/connect to {where}: {redact_uri(str(e).splitlines()[0])}") from None

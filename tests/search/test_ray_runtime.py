@@ -29,12 +29,17 @@ def test_an_embedded_runtime_started_in_the_background_works_and_is_shut_down(tm
         from mixopt.search.ray_runtime import ray_session
         cfg = NS(ray=NS(address=None, num_cpus=1, object_store_memory=80 * 1024**2),
                  search=NS(cpus_per_proxy=1))
-        with ray_session(cfg) as runtime:
+        os.environ.pop("OMP_NUM_THREADS", None)
+        with ray_session(cfg, warm=1) as runtime:
             r = runtime.ready()
             assert runtime.owned
             print("task", r.get(r.remote(lambda x: x + 1).remote(41)))
-        print("after", ray.is_initialized())
+            print("worker threads", r.get(r.remote(lambda: os.environ.get("OMP_NUM_THREADS")).remote()))
+            print("warm", runtime.warm_done(timeout=120) is not None)
+        print("after", ray.is_initialized(), os.environ.get("OMP_NUM_THREADS"))
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "task 42" in out.stdout and "after False" in out.stdout
+    assert "task 42" in out.stdout and "warm True" in out.stdout
+    assert "worker threads 1" in out.stdout  # search.cpus_per_proxy reaches the workers' torch
+    assert "after False None" in out.stdout  # stopped, and this process's environment is its own again
