@@ -7,7 +7,8 @@
   never logs the token.
 * Otherwise an embedded runtime on this machine: ``num_cpus`` from ``cfg.ray.num_cpus``, object store
   capped at ``cfg.ray.object_store_memory``, no dashboard, bound to 127.0.0.1; shut down when the search
-  ends.
+  ends. Its workers get ``OMP_NUM_THREADS`` (``search.cpus_per_proxy``) through the raylet's environment
+  (a cluster gets it as a ``runtime_env``), so the raylet's prestarted workers serve the first tasks.
 
 :func:`ray_session` returns at once: the runtime starts (or connects) in a thread while the caller
 prepares the data and the initial design, and :meth:`RayRuntime.ready` waits for it. As soon as it is up,
