@@ -191,6 +191,7 @@ class Tracker:
         self.experiment_id: str | None = None
         self.parent_run_id: str | None = None
         self._client = None
+        self.opened: tuple[float | None, float | None] = (None, None)  # when the store was being opened
         self._logged: set[str] = set()
         self._q: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -271,6 +272,11 @@ class Tracker:
                         "are back-filled by the next `mixopt search`/`mixopt report`", self.shown_uri, why[:200])
 
     def _open(self) -> None:
+        self.opened = (time.time(), None)
+        self._open_store()
+        self.opened = (self.opened[0], time.time())
+
+    def _open_store(self) -> None:
         import mlflow
         from mlflow.tracking import MlflowClient
 

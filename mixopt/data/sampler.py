@@ -1,14 +1,18 @@
 """The mixture sampler: fixed-length token sequences drawn from the domains in proportion to weights.
 
-Each batch is made with a handful of vectorised numpy calls: one ``rng.random(2B)`` call gives, for every
-sequence, its domain (inverse-CDF ``searchsorted`` of the weights) and its start offset (uniform over the
-domain's train tokens); a fancy index into a ``sliding_window_view`` of each domain's memmap gathers the
-windows (for small batches, B slices joined by one ``np.concatenate``, which is cheaper than k gathers). The sampler is a plain
-object driven from the training loop's process:
+Batches are planned in blocks: one ``rng.random(2B x K)`` call draws the uniforms of the next K batches
+(about 4096 sequences), the same numbers, in the same order, as K calls of ``rng.random(2B)`` -- the first B
+of each batch's 2B pick its domains (inverse-CDF ``searchsorted`` of the weights), the last B its start
+offsets (uniform over the domain's train tokens). A batch then costs its gather: for small batches B slices
+joined by one ``np.concatenate`` (cheaper than k gathers), for large ones a
+fancy index into a ``sliding_window_view`` of each domain's memmap. The sampler is a plain object driven
+from the training loop's process:
 
-* weights can change between batches (``set_weights``), e.g. by an online mixer;
-* ``state_dict()`` holds the numpy ``bit_generator`` state, so a resumed sampler yields exactly the
-  batches the uninterrupted one would have.
+* weights can change between batches (``set_weights``), e.g. by an online mixer: the planned uniforms
+  are mapped to domains again with the new weights from the next batch on;
+* ``state_dict()`` holds the numpy ``bit_generator`` state after the batches served (the block's start
+  state advanced by the uniforms used, ``PCG64.advance``), so a resumed sampler yields exactly the
+  batches the uninterrupted one would have, and states saved before block planning still load.
 
 Both would break if copies lived in DataLoader worker processes (the trainer's ``set_weights`` would not
 reach them and each would own part of the RNG stream), and a batch costs well under a millisecond, so
@@ -26,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from torch import from_numpy as torch_from_numpy
 
 from mixopt.data.shards import PreparedData
 from mixopt.data.weights import validate_weights
@@ -36,6 +41,7 @@ __all__ = ["MixtureSampler"]
 log = logging.getLogger(__name__)
 
 _SLICE_MAX = 128  # batch size up to which per-row slices are faster than per-domain gathers
+_PLAN_SEQUENCES = 4096  # sequences planned per RNG call (K = this // B batches, at least 1)
 
 
 class MixtureSampler:
@@ -87,6 +93,8 @@ class MixtureSampler:
         self._train_tokens = data.train_tokens().astype(np.float64)
         self.set_weights(weights)
         self._rng = np.random.Generator(np.random.PCG64(self.seed))
+        self._block = max(1, _PLAN_SEQUENCES // self.batch_size)  # K batches planned per RNG call
+        self._plan_state: dict | None = None  # bit_generator state before the planned block (None: no plan)
         self._tokens_drawn = np.zeros(len(self.domains), dtype=np.int64)
         self._batches = 0
         self._warned: set[str] = set()
@@ -96,42 +104,69 @@ class MixtureSampler:
         self.weights = validate_weights(weights, self.domains)
         self._cdf = np.cumsum(self.weights)
         self._cdf[-1] = 1.0
+        if getattr(self, "_plan_state", None) is not None:
+            self._map_plan()
+
+    # --- the plan: uniforms of the next K batches, mapped to (domain, start) with the current weights ---
+    def _new_plan(self) -> None:
+        B = self.batch_size
+        self._plan_state = self._rng.bit_generator.state
+        self._u = self._rng.random(2 * B * self._block).reshape(self._block, 2 * B)  # = K draws of 2B
+        self._next = 0
+        self._map_plan()
+
+    def _map_plan(self) -> None:
+        B, k = self.batch_size, len(self.domains)
+        u = self._u
+        dom = np.searchsorted(self._cdf, u[:, :B], side="right")  # (K, B) inverse-CDF sampling of the weights
+        starts = (u[:, B:] * self._n_starts[dom]).astype(np.int64)  # (K, B) uniform over valid window starts
+        self._dom, self._starts = dom, starts
+        self._dom_list, self._starts_list = dom.tolist(), starts.tolist()
+        self._counts = np.bincount((dom + k * np.arange(len(dom))[:, None]).ravel(),
+                                   minlength=k * len(dom)).reshape(len(dom), k)  # (K, k) sequences per domain
+        self._dom_torch = torch_from_numpy(dom)
+
+    def _rng_state(self) -> dict:
+        """The ``bit_generator`` state after the batches served so far (as if drawn batch by batch)."""
+        if self._plan_state is None:
+            return self._rng.bit_generator.state
+        bg = np.random.PCG64()
+        bg.state = self._plan_state
+        bg.advance(2 * self.batch_size * self._next)  # one 64-bit draw per float64 uniform
+        return bg.state
 
     def next_batch(self):
         """Return ``(tokens, domain_ids)``: LongTensor ``(B, T+1)`` and LongTensor ``(B,)`` into ``domains``."""
-        import torch
-
-        B, width = self.batch_size, self.seq_len + 1
-        state = self._rng.bit_generator.state if self.max_epochs is not None else None
-        u = self._rng.random(2 * B)  # one draw: domain choice and start offset of every sequence
-        dom = np.searchsorted(self._cdf, u[:B], side="right")  # (B,) inverse-CDF sampling of the weights
-        starts = (u[B:] * self._n_starts[dom]).astype(np.int64)  # (B,) uniform over valid window starts
-        counts = np.bincount(dom, minlength=len(self.domains))
+        if self._plan_state is None or self._next == self._block:
+            self._new_plan()
+        i, B, width = self._next, self.batch_size, self.seq_len + 1
+        counts = self._counts[i]
         drawn = self._tokens_drawn + counts * self.seq_len
         if self.max_epochs is not None:
-            self._check_cap(drawn, counts, state)
+            self._check_cap(drawn, counts)
         if B <= _SLICE_MAX:  # small batches: B slices and one concatenate beat k fancy-index gathers
             arrays = self._arrays
-            rows = [arrays[d][s : s + width] for d, s in zip(dom.tolist(), starts.tolist(), strict=True)]
+            rows = [arrays[d][s : s + width] for d, s in zip(self._dom_list[i], self._starts_list[i], strict=True)]
             out = np.concatenate(rows).reshape(B, width).astype(np.int64)
         else:
             out = np.empty((B, width), dtype=np.int64)
+            dom, starts = self._dom[i], self._starts[i]
             for d in np.flatnonzero(counts):
                 rows = np.flatnonzero(dom == d)
                 out[rows] = self._windows[d][starts[rows]]
+        self._next = i + 1
         self._tokens_drawn = drawn
         self._batches += 1
-        return torch.from_numpy(out), torch.from_numpy(dom.astype(np.int64, copy=False))
+        return torch_from_numpy(out), self._dom_torch[i]
 
-    def _check_cap(self, drawn: np.ndarray, counts: np.ndarray, state: dict) -> None:
+    def _check_cap(self, drawn: np.ndarray, counts: np.ndarray) -> None:
         epochs = drawn / self._train_tokens
         for i in np.flatnonzero((epochs > self.max_epochs) & (counts > 0)):
             d = self.domains[i]
             msg = (f"domain {d!r} passed max_epochs={self.max_epochs:g} ({epochs[i]:.2f} epochs of "
                    f"{int(self._train_tokens[i])} train tokens); lower its weight or the token budget")
             if self.on_epoch_cap == "fail":
-                self._rng.bit_generator.state = state  # leave the sampler as it was
-                raise DataError(msg)
+                raise DataError(msg)  # the batch is not served: the sampler stays as it was
             if d not in self._warned:
                 self._warned.add(d)
                 warnings.warn(msg, UserWarning, stacklevel=3)
@@ -156,7 +191,7 @@ class MixtureSampler:
             "batch_size": self.batch_size,
             "seed": self.seed,
             "weights": self.weights.tolist(),
-            "rng_state": self._rng.bit_generator.state,
+            "rng_state": self._rng_state(),
             "tokens_drawn": self._tokens_drawn.tolist(),
             "batches": self._batches,
             "warned": sorted(self._warned),
@@ -171,6 +206,7 @@ class MixtureSampler:
         self.seed = int(sd["seed"])
         self.set_weights(sd["weights"])
         self._rng.bit_generator.state = sd["rng_state"]
+        self._plan_state = None  # plan afresh from the restored state
         self._tokens_drawn = np.asarray(sd["tokens_drawn"], dtype=np.int64)
         self._batches = int(sd["batches"])
         self._warned = set(sd["warned"])

@@ -4,8 +4,8 @@
 
     preflight (no training) ──► job lock ──► job files checked ──► nothing left to do? the stored proposal
                          │
-    prepare_data ──► initial design (feasible.sample + strategy.initial)
-                         │
+    prepare_data ──► initial design (feasible.sample + strategy.initial)    meanwhile, in a thread: Ray
+                         │                                              starts, its workers import torch
                  ┌──► submit Ray tasks while slots are free and the budget allows
                  │       │ ray.wait: one finished ──► runs.jsonl (fsync) ──► MLflow (async) ──► display
                  │       │ failed ──► retry up to max_retries, then recorded as failed
@@ -30,7 +30,6 @@ import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -41,10 +40,12 @@ from mixopt.events import fallback, since, snapshot
 from mixopt.proposal import Proposal
 from mixopt.search.budget import Budget, Spend
 from mixopt.search.lock import JobLock
+from mixopt.search.phases import PhaseClock
 from mixopt.search.progress import ProgressDisplay, Snapshot
 from mixopt.search.proposal import build_proposal
 from mixopt.search.ray_runtime import ray_session
-from mixopt.search.report import HEARTBEAT_S, plot_paths
+from mixopt.search.report import HEARTBEAT_S
+from mixopt.search.result import SearchResult, finished_result
 from mixopt.search.reuse import apply_reuse, write_job_file
 from mixopt.search.space import SearchSpace, make_job_strategy
 from mixopt.search.state import (
@@ -54,7 +55,6 @@ from mixopt.search.state import (
     Launch,
     RunEntry,
     atomic_write_text,
-    best_run,
     config_hash,
     read_runs,
 )
@@ -64,39 +64,6 @@ from mixopt.tracking import tracking_uri
 __all__ = ["SearchResult", "run_search"]
 
 log = logging.getLogger(__name__)
-
-
-
-@dataclass
-class SearchResult:
-    """What a search produced. ``proposal`` is ``strategy.recommend`` on the job's runs (also written to
-    ``<job_dir>/proposal.json``)."""
-
-    job_dir: Path
-    proposal: Proposal | None
-    runs: list[RunEntry]
-    spent: dict
-    budget_fraction: float
-    tracking_uri: str
-    experiment: str
-    parent_run_id: str | None = None
-    unlogged: list[str] = field(default_factory=list)
-    tracking_error: str | None = None
-    plots: list[Path] = field(default_factory=list)
-    resumed: bool = False
-    new_runs: int = 0
-
-    @property
-    def ok_runs(self) -> list[RunEntry]:
-        return [r for r in self.runs if r.ok]
-
-    @property
-    def failed_runs(self) -> list[RunEntry]:
-        return [r for r in self.runs if not r.ok]
-
-    @property
-    def best(self) -> RunEntry | None:
-        return best_run(self.runs)
 
 
 def _spent(runs: list[RunEntry]) -> Spend:
@@ -436,8 +403,9 @@ def run_search(cfg, *, address: str | None = None, progress: bool = True,
     """Run (or resume) the mixture search described by ``cfg`` and return its proposal and runs.
 
     Everything that needs no training is checked first (:func:`mixopt.search.preflight.preflight`), then
-    the job's lock is taken (one writer per job) and its files are checked against each other. Data is
-    tokenised and Ray started only when a proxy is to run: a finished job returns its stored proposal.
+    the job's lock is taken (one writer per job) and its files are checked against each other. Ray is
+    started only when a proxy is to run (a finished job returns its stored proposal), in the background
+    while the data is prepared, and its workers import torch before the first proxy arrives.
 
     Args:
         cfg: the job (``JobConfig``); its state lives under ``cfg.job_dir``.
@@ -452,49 +420,65 @@ def run_search(cfg, *, address: str | None = None, progress: bool = True,
     """
     from mixopt.search.preflight import preflight
 
-    apply_reuse(cfg)
-    preflight(cfg)
+    clock = PhaseClock()
+    with clock("preflight"):
+        apply_reuse(cfg)
+        preflight(cfg)
     with JobLock(cfg.job_dir, purpose="search"):
-        return _run_locked(cfg, address=address, progress=progress, train_fn=train_fn, rebuild_state=rebuild_state)
+        return _run_locked(cfg, address=address, progress=progress, train_fn=train_fn, rebuild_state=rebuild_state,
+                           clock=clock)
 
 
-def _run_locked(cfg, *, address, progress, train_fn, rebuild_state) -> SearchResult:
+def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: PhaseClock) -> SearchResult:
     from mixopt.tracking import Tracker
 
-    s = _Search(cfg, progress=progress, train_fn=train_fn, rebuild_state=rebuild_state)
-    write_job_file(cfg)  # what a later `--reuse` of this job reads
-    done = s.finished_proposal()
+    with clock("job files"):
+        s = _Search(cfg, progress=progress, train_fn=train_fn, rebuild_state=rebuild_state)
+        write_job_file(cfg)  # what a later `--reuse` of this job reads
+        done = s.finished_proposal()
     if done is not None:  # nothing to run, nothing to refit: no data preparation, no Ray, no wall time spent
-        return _finished_result(cfg, s, done)
+        return finished_result(cfg, s, done, _spent(s.state.runs), clock.to_dict())
     events0 = snapshot()
     s.state.set(sessions=int(s.state.meta.get("sessions", 0)) + 1, heartbeat=time.time())
     s.tracker = tracker = Tracker(cfg, s.state)
-    tracker.start()
+    tracker.start()  # the store is opened in the tracker's thread, off the critical path
     status = "FAILED"
-    proposal, plots = None, []
+    proposal, plots, runtime = None, [], None
     try:
-        s.prepare()
         with contextlib.ExitStack() as stack:
-            ray = None
-            if s.has_work():
+            if s.has_work():  # Ray starts (and its workers warm up) while the data and the design are prepared
                 s.t0 = time.time()
-                ray = stack.enter_context(ray_session(cfg, address))
+                runtime = stack.enter_context(ray_session(cfg, address, warm=_slots_hint(cfg)))
+            with clock("data"):
+                s.prepare()
+            if runtime is not None:
+                with clock("design"):
+                    s.initial_design()
+                with clock("wait for Ray"):
+                    ray = runtime.ready()
                 s.display.message(f"search {cfg.name}: strategy {cfg.search.strategy}, budget {s.budget.describe()}, "
                                   f"{len(s.state.runs)} run(s) on disk, job dir {cfg.job_dir.resolve()}")
                 if s.space.reuse is not None:
                     s.display.message(s.space.reuse.describe())
-                s.run(ray)
+                with clock("proxies"):
+                    s.run(ray)
             s.display.close()
-            proposal, plots = build_proposal(cfg, s.state, s.space, strategy=s.strategy)
+            proposal, plots = build_proposal(cfg, s.state, s.space, strategy=s.strategy, clock=clock)
             if proposal is not None and cfg.search.confirm:
-                if ray is None:
+                if runtime is None:
                     s.t0 = s.t0 or time.time()
-                    ray = stack.enter_context(ray_session(cfg, address))
-                entry = s.confirm(ray, proposal)
+                    runtime = stack.enter_context(ray_session(cfg, address))
+                with clock("confirmation run"):
+                    entry = s.confirm(runtime.ready(), proposal)
                 if entry is not None:  # the observed objective of exactly the proposed weights
                     proposal.observed = entry.objective
                     proposal.context |= {"confirm_run_id": entry.run_id, "confirm_status": entry.status}
                     atomic_write_text(s.state.job_dir / "proposal.json", json.dumps(proposal.to_dict(), indent=1))
+            if runtime is not None:
+                clock.add("Ray start", runtime.started_at, runtime.ready_at)
+                clock.add("worker warm-up", runtime.ready_at, runtime.warm_done())
+            stop = time.time()
+        clock.add("Ray shutdown", stop, time.time())
         if proposal is not None:
             tracker.log_proposal(proposal.to_dict(), len(s.state.runs), plots)
         status = "FINISHED"
@@ -507,36 +491,26 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state) -> SearchRes
         counts = Counter(s.state.meta.get("fallbacks", {})) + Counter(since(events0))
         s.state.set(elapsed_s=s.elapsed(), heartbeat=None, fallbacks=dict(counts))
         tracker.log_tags({f"mixopt.fallbacks.{k}": v for k, v in counts.items()})
-        tracker.close(status)
+        with clock("tracking drain"):
+            tracker.close(status)
+        clock.add("store", tracker.opened[0], tracker.opened[1])
     spent = _spent(s.state.runs)
     return SearchResult(
         job_dir=Path(cfg.job_dir).resolve(), proposal=proposal, runs=list(s.state.runs), spent=spent.to_dict(),
         budget_fraction=getattr(s, "final_fraction", s.budget.fraction(spent, s.elapsed())), tracking_uri=tracking_uri(cfg),
         experiment=cfg.experiment_name(), parent_run_id=tracker.parent_run_id,
         unlogged=list(s.state.meta.get("unlogged", [])), tracking_error=tracker.error, plots=plots,
-        resumed=s.resumed, new_runs=s.new_runs,
+        resumed=s.resumed, new_runs=s.new_runs, phases=clock.to_dict(),
     )
 
 
-def _finished_result(cfg, s: _Search, proposal: Proposal) -> SearchResult:
-    """The result of a job with nothing left to do (MLflow is only touched to back-fill unlogged runs)."""
-    from mixopt.tracking import Tracker
+def _slots_hint(cfg) -> int:
+    """Proxy slots to warm before Ray is up: ``search.parallel``, else the CPUs Ray will be given (this
+    machine's for an embedded runtime) over ``search.cpus_per_proxy``."""
+    import os
 
-    tracker = None
-    if cfg.tracking.enabled and s.state.meta.get("unlogged"):
-        tracker = Tracker(cfg, s.state)
-        tracker.start()
-        tracker.close(status="FINISHED")
-    spent = _spent(s.state.runs)
-    s.display.message(f"search {cfg.name}: nothing left to do (budget {100 * s.budget.fraction(spent, s.elapsed()):.0f}% "
-                      "used, proposal current); raise the budget in the job file to continue")
-    return SearchResult(
-        job_dir=Path(cfg.job_dir).resolve(), proposal=proposal, runs=list(s.state.runs), spent=spent.to_dict(),
-        budget_fraction=s.budget.fraction(spent, s.elapsed()), tracking_uri=tracking_uri(cfg),
-        experiment=cfg.experiment_name(), parent_run_id=(s.state.meta.get("mlflow") or {}).get("parent_run_id"),
-        unlogged=list(s.state.meta.get("unlogged", [])), tracking_error=tracker.error if tracker else None,
-        plots=plot_paths(cfg.job_dir), resumed=True, new_runs=0,
-    )
+    cpus = cfg.ray.num_cpus or os.cpu_count() or 1
+    return int(cfg.search.parallel or max(1, int(cpus // cfg.search.cpus_per_proxy)))
 
 
 def _check_rebuild(cfg, runs: list[RunEntry]) -> None:

@@ -10,6 +10,7 @@ change it), so a confirmation never calls for a new proposal.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -26,6 +27,11 @@ __all__ = ["build_proposal", "proposal_key"]
 log = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def _no_clock(name: str):
+    yield
+
+
 def proposal_key(cfg, runs: list[RunEntry]) -> str:
     """What a proposal depends on: the finished runs (not confirmations) and the decision settings."""
     counted = sorted((r.run_id, r.status) for r in runs if r.source != "confirm")
@@ -37,10 +43,12 @@ def proposal_key(cfg, runs: list[RunEntry]) -> str:
 
 
 def build_proposal(cfg, state: JobState, space: SearchSpace, *, plots: bool = True,
-                   strategy=None) -> tuple[Proposal | None, list[Path]]:
+                   strategy=None, clock=None) -> tuple[Proposal | None, list[Path]]:
     """Recommend, compare, write ``proposal.json`` (+ plots); reuse the file when its key is current.
 
     strategy: the search's own strategy object (reuses its fitted model); default a fresh one.
+    clock: a :class:`~mixopt.search.phases.PhaseClock` that times the phases "final fit" (recommend),
+    "baseline predictions" (prior, uniform, best run), "trust report" and "plots".
     Returns ``(None, [])`` (with a warning) before any successful run.
     """
     key = proposal_key(cfg, state.runs)
@@ -53,16 +61,20 @@ def build_proposal(cfg, state: JobState, space: SearchSpace, *, plots: bool = Tr
     if not table.ok.any():
         log.warning("no proposal: no successful run yet")
         return None, []
+    clock = clock or _no_clock
     strategy = strategy or make_job_strategy(cfg, space.objective)
-    p = strategy.recommend(table, space.feasible)
-    p.trust = strategy.trust(table, p)
+    with clock("final fit"):
+        p = strategy.recommend(table, space.feasible)
+    with clock("trust report"):
+        p.trust = strategy.trust(table, p)
     y = table.objective(space.objective)
     uniform = np.full(len(space.domains), 1.0 / len(space.domains))
     target = table.at_level(-1)
     best = int(np.flatnonzero(target)[np.argmin(y[target])]) if target.any() else \
         int(np.flatnonzero(table.ok)[np.argmin(y[table.ok])])
     refs = {"prior": space.prior, "uniform": uniform, "best_run": table.weights[best]}
-    pred = strategy.predict(table, np.stack(list(refs.values())))
+    with clock("baseline predictions"):
+        pred = strategy.predict(table, np.stack(list(refs.values())))
     for i, (name, w) in enumerate(refs.items()):
         at = np.flatnonzero(target & (np.abs(table.weights - w).max(axis=1) <= 1e-8))
         p.baselines[name] = {
@@ -92,7 +104,8 @@ def build_proposal(cfg, state: JobState, space: SearchSpace, *, plots: bool = Tr
         from mixopt.search.plots import write_plots
 
         try:
-            paths = write_plots(state.job_dir / "plots", cfg, state.runs, space, p, strategy.model(table), table)
+            with clock("plots"):
+                paths = write_plots(state.job_dir / "plots", cfg, state.runs, space, p, strategy.model(table), table)
         except Exception as e:  # noqa: BLE001 - a figure never costs the proposal
             log.warning("could not draw plots: %s", e)
     return p, paths

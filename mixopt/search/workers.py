@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ProxyTask", "proxy_flops", "record_failure", "run_proxy", "train_settings"]
+__all__ = ["ProxyTask", "proxy_flops", "record_failure", "run_proxy", "train_settings", "warm_worker"]
 
 _DATA_CACHE: dict[str, Any] = {}
 
@@ -105,3 +105,16 @@ class ProxyTask:
 
     def submit(self, **kwargs):
         return self._remote.remote(**kwargs)
+
+
+def warm_worker(threads: int) -> float:
+    """Import torch and the proxy trainer in this worker process, as a proxy would; returns when it is done
+    (``time.time()``). Submitted once per proxy slot as soon as Ray is up (see ``ray_runtime``)."""
+    import time
+
+    import torch
+
+    import mixopt.proxies  # noqa: F401 - the trainer and its models, imported once per worker
+
+    torch.set_num_threads(max(1, int(threads)))
+    return time.time()

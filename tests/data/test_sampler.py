@@ -143,3 +143,28 @@ def test_dataloader_main_process_only(small_prepared):
     )
     with pytest.raises(DataError, match="num_workers=0"):
         next(iter(workers))
+
+
+def test_the_stream_is_the_per_batch_recipe_across_plan_blocks_and_weight_changes(demo_prepared):
+    """Planning K batches per RNG call serves the batches one rng.random(2B) draw per batch gives (the
+    stream of every earlier version, so a seed keeps its batches), also across blocks and set_weights."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    B, T = 100, 16  # 40 batches per planned block: 90 batches cross two block boundaries
+    k = len(demo_prepared.domains)
+    s = MixtureSampler(demo_prepared, demo_prepared.prior(), seq_len=T, batch_size=B, seed=7)
+    windows = [sliding_window_view(np.asarray(demo_prepared.train[d]), T + 1) for d in demo_prepared.domains]
+    rng, cdf = np.random.default_rng(7), np.cumsum(demo_prepared.prior())
+    for i in range(90):
+        if i == 55:  # mid-block
+            w = np.eye(k)[1] * 0.6 + 0.4 / k
+            s.set_weights(w)
+            cdf = np.cumsum(w)
+        cdf[-1] = 1.0
+        u = rng.random(2 * B)
+        dom = np.searchsorted(cdf, u[:B], side="right")
+        starts = (u[B:] * np.array([len(x) for x in windows])[dom]).astype(np.int64)
+        tokens, ids = s.next_batch()
+        assert np.array_equal(ids.numpy(), dom)
+        assert np.array_equal(tokens.numpy(), np.stack([windows[d][st] for d, st in zip(dom, starts, strict=True)]))
+    assert s.state_dict()["rng_state"] == rng.bit_generator.state  # the state a per-batch sampler would save

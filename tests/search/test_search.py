@@ -61,6 +61,11 @@ def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tm
     assert {x.name for x in res.plots} == {"cv_predicted_vs_actual.png", "proposal_vs_prior.png",
                                            "best_vs_budget.png", "runs_by_source.png"}  # one fidelity
     assert all(x.stat().st_size > 1000 for x in res.plots)
+    # where the session's time went: the proxies ran after the data check, the final fit after the last result
+    ph = res.phases
+    assert {"preflight", "data", "worker warm-up", "proxies", "final fit", "trust report", "plots"} <= set(ph)
+    assert ph["preflight"]["end_s"] <= ph["data"]["start_s"] <= ph["proxies"]["start_s"]
+    assert ph["final fit"]["start_s"] >= ph["proxies"]["end_s"] and all(p["s"] >= 0 for p in ph.values())
 
     # MLflow: one parent, one nested child per proxy carrying its weights
     assert res.unlogged == [] and res.tracking_error is None
