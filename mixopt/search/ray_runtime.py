@@ -8,6 +8,8 @@
 * Otherwise an embedded runtime on this machine: ``num_cpus`` from ``cfg.ray.num_cpus``, object store
   capped at ``cfg.ray.object_store_memory``, no dashboard, bound to 127.0.0.1; shut down when the search
   ends.
+
+The process's own SIGTERM handler survives ``ray.init`` (Ray replaces it with an abort).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 
 from mixopt.errors import MixoptError
@@ -35,6 +39,7 @@ def ray_session(cfg, address: str | None = None) -> Iterator[object]:
         return
     address = address or cfg.ray.address or os.environ.get("RAY_ADDRESS")
     env = {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(max(1, int(cfg.search.cpus_per_proxy)))}
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
         if address:
             log.info("connecting to Ray at %s", redact_uri(address))
@@ -52,7 +57,15 @@ def ray_session(cfg, address: str | None = None) -> Iterator[object]:
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"Ray at {redact_uri(address)}" if address else "an embedded Ray runtime"
         raise MixoptError(f"could not start/connect to {where}: {redact_uri(str(e).splitlines()[0])}") from None
+    _restore_sigterm(sigterm)
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _restore_sigterm(handler) -> None:
+    """Put back the SIGTERM handler the process had before ``ray.init``: Ray's core worker installs one that
+    dumps a stack and aborts, which would bypass ``mixopt search``'s orderly stop (``mixopt cancel``)."""
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)

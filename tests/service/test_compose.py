@@ -60,7 +60,7 @@ def test_dockerfile_copies_existing_paths_and_pins_cpu_torch():
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
     assert "ARG BASE_IMAGE=python:3.11-slim-bookworm" in text and "FROM ${BASE_IMAGE}" in text
     # torch is installed before the package, so the package's `torch>=...` is already satisfied
-    assert text.index("torch==2.13.0") < text.index("pip install .")
+    assert text.index("torch==2.13.0") < text.index("tomllib") < text.index("pip install --no-deps .")
     copies = re.findall(r"^COPY\s+(.+?)\s+\S+$", text, flags=re.M)
     assert copies
     for srcs in copies:
@@ -207,5 +207,17 @@ def test_docker_compose_config_accepts_the_file():
         capture_output=True,
         text=True,
         timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (v1) is not installed")
+@pytest.mark.parametrize("file", ["docker-compose.yml", "docker/compose.host.yml"])
+def test_docker_compose_v1_config_accepts_the_files(file):
+    """docker-compose 1.29 (Debian's; what scripts/cluster.sh ran) parses both files (client-side only)."""
+    out = subprocess.run(
+        ["docker-compose", "-p", "mixopt", "--env-file", str(ROOT / ".env.example"), "-f", str(ROOT / file),
+         "config", "--quiet"],
+        capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 0, out.stderr
