@@ -138,7 +138,9 @@ def test_cancelled_search_resumes_and_completes(cluster, tmp_path):
     assert p.returncode == 0 and "stop requested" in p.stdout, p.stdout + p.stderr
     c.wait(lambda: c.status(first) == "STOPPED", 120, "the cancelled job is STOPPED")
     _record("cancel_submit_to_stopped_s", time.monotonic() - t0)
-    done_before = {tags(ch)["mixopt.run_id"] for ch in c.job_runs(name)[1]}
+    parents, children = c.job_runs(name)
+    assert [p["info"]["status"] for p in parents] == ["KILLED"]  # not left RUNNING while the job is stopped
+    done_before = {tags(ch)["mixopt.run_id"] for ch in children}
     assert 2 <= len(done_before) < runs
 
     # the same job file again: a new Ray job that resumes the search (same name and workspace)
