@@ -4,6 +4,7 @@
 #   bash scripts/cluster.sh up [N]     build what is missing, start everything with N workers (default 2),
 #                                      wait until every service is healthy and N workers joined Ray
 #   bash scripts/cluster.sh down       stop the containers (volumes kept) and the private dockerd, if started
+#   (smoke and scale use a compose project of their own, mixopt-smoke, from empty volumes, deleted after)
 #   bash scripts/cluster.sh smoke      up 2, the live smoke test (tests/service/test_cluster.py: a search
 #                                      through the Ray Jobs API, a worker killed, MLflow restarted, a job
 #                                      cancelled and resumed), then down
@@ -78,10 +79,11 @@ compose_cmd() {
 
 compose_file() { if [ "$HOST_NETWORK" = 1 ]; then echo docker/compose.host.yml; else echo docker-compose.yml; fi; }
 
+# the compose project: MIXOPT_COMPOSE_PROJECT (smoke and scale use their own), else .env's, else mixopt
+project() { local p=${MIXOPT_COMPOSE_PROJECT:-$(env_value COMPOSE_PROJECT_NAME)}; echo "${p:-mixopt}"; }
+
 compose() {
-    local project
-    project=$(env_value COMPOSE_PROJECT_NAME)
-    $(compose_cmd) -p "${project:-mixopt}" --env-file "$ROOT/.env" -f "$ROOT/$(compose_file)" "$@"
+    $(compose_cmd) -p "$(project)" --env-file "$ROOT/.env" -f "$ROOT/$(compose_file)" "$@"
 }
 
 env_value() { [ -f .env ] || return 0; sed -n "s/^$1=//p" .env | tail -n 1; }
@@ -90,8 +92,10 @@ ensure_env() {
     if [ ! -f .env ]; then
         command -v openssl >/dev/null || die "openssl is needed to generate .env secrets"
         # a new Postgres password cannot open a database initialised with another one
-        if docker volume inspect mixopt_postgres-data >/dev/null 2>&1; then
-            die "no .env, but the volume mixopt_postgres-data holds a database made with an earlier .env's password: restore that .env, or delete the volumes (docker volume rm mixopt_postgres-data mixopt_mlflow-artifacts mixopt_mixopt-data)"
+        local pg
+        pg="$(project)_postgres-data"
+        if docker volume inspect "$pg" >/dev/null 2>&1; then
+            die "no .env, but the volume $pg holds a database made with an earlier .env's password: restore that .env, or delete the volumes (docker volume rm $pg $(project)_mlflow-artifacts $(project)_mixopt-data)"
         fi
         say "generating .env (new secrets from openssl rand -hex; git-ignored)"
         sed -e "s/^RAY_AUTH_TOKEN=.*/RAY_AUTH_TOKEN=$(openssl rand -hex 32)/" \
@@ -205,12 +209,29 @@ print_addresses() {
     echo "export DOCKER_HOST=${DOCKER_HOST:-unix:///var/run/docker.sock} RAY_AUTH_TOKEN=\$(sed -n 's/^RAY_AUTH_TOKEN=//p' .env)"
 }
 
-cmd_down() {
+cmd_down() {  # cmd_down [-v]: -v deletes the project's volumes too (smoke and scale do: test data only)
     if daemon_ok || { export DOCKER_HOST="unix://$DOCKERD_DIR/docker.sock"; daemon_ok; }; then
-        if [ -f .env ]; then compose down --remove-orphans >&2; fi
+        if [ -f .env ]; then compose down --remove-orphans "$@" >&2; fi
     fi
     stop_private_daemon
-    say "down (volumes and images kept; \`$(compose_cmd 2>/dev/null || echo docker-compose) down -v\` deletes the volumes)"
+    if [ "${1:-}" = -v ]; then
+        say "down (project $(project): containers and volumes removed; images kept)"
+    else
+        say "down (project $(project): volumes and images kept; add -v to the compose down to delete the volumes)"
+    fi
+}
+
+fresh_test_project() {
+    # smoke and scale run in a compose project of their own, started from empty volumes and deleted after,
+    # so they never touch the data of a cluster brought up with `up`
+    export MIXOPT_COMPOSE_PROJECT=${MIXOPT_COMPOSE_PROJECT:-mixopt-smoke}
+    ensure_daemon
+    local v
+    for v in postgres-data mlflow-artifacts mixopt-data; do
+        if docker volume inspect "$(project)_$v" >/dev/null 2>&1; then
+            docker volume rm "$(project)_$v" >/dev/null || die "cannot delete the leftover volume $(project)_$v (in use? bash scripts/cluster.sh down)"
+        fi
+    done
 }
 
 ensure_client_venv() {
@@ -223,9 +244,7 @@ ensure_client_venv() {
 
 client_env() {
     export MIXOPT_CLUSTER_UP=1 MIXOPT_CLUSTER_SMOKE=1 MIXOPT_HOST_NETWORK=$HOST_NETWORK
-    local project
-    project=$(env_value COMPOSE_PROJECT_NAME)
-    export MIXOPT_CLUSTER_COMPOSE="$(compose_cmd) -p ${project:-mixopt} --env-file $ROOT/.env -f $ROOT/$(compose_file)"
+    export MIXOPT_CLUSTER_COMPOSE="$(compose_cmd) -p $(project) --env-file $ROOT/.env -f $ROOT/$(compose_file)"
     RAY_AUTH_TOKEN=$(env_value RAY_AUTH_TOKEN)
     export RAY_AUTH_TOKEN DOCKER_HOST
 }
@@ -233,7 +252,8 @@ client_env() {
 cmd_smoke() {
     ensure_client_venv
     local t0=$SECONDS rc=0
-    trap 'cmd_down' EXIT
+    trap 'cmd_down -v' EXIT
+    fresh_test_project
     cmd_up 2
     client_env
     export MIXOPT_CLUSTER_TIMES=${MIXOPT_CLUSTER_TIMES:-$DOCKERD_DIR.smoke-times.json}
@@ -247,7 +267,8 @@ cmd_smoke() {
 
 cmd_scale() {
     ensure_client_venv
-    trap 'cmd_down' EXIT
+    trap 'cmd_down -v' EXIT
+    fresh_test_project
     cmd_up 1
     client_env
     "$VENV/bin/python" experiments/cluster_scale.py "$@"
@@ -255,7 +276,7 @@ cmd_scale() {
 
 case "${1:-}" in
     up) shift; cmd_up "$@" ;;
-    down) cmd_down ;;
+    down) cmd_down ;;   # the project of `up`; smoke and scale clean up after themselves
     smoke) cmd_smoke ;;
     scale) shift; cmd_scale "$@" ;;
     status) ensure_daemon; ensure_env; compose ps; print_addresses ;;

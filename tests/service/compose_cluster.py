@@ -89,7 +89,8 @@ class ComposeCluster:
             self._compose = shlex.split(cmd)
         else:
             file = root / ("docker/compose.host.yml" if self.host_network else "docker-compose.yml")
-            self._compose = ["docker-compose", "-p", env.get("COMPOSE_PROJECT_NAME", "mixopt"),
+            project = os.environ.get("MIXOPT_COMPOSE_PROJECT") or env.get("COMPOSE_PROJECT_NAME", "mixopt")
+            self._compose = ["docker-compose", "-p", project,
                              "--env-file", str(root / ".env"), "-f", str(file)]
         os.environ.setdefault("RAY_AUTH_TOKEN", env.get("RAY_AUTH_TOKEN", ""))
         self.mixopt_bin = str(Path(sys.executable).parent / "mixopt")
