@@ -68,6 +68,26 @@ def _ui_hint(job: str) -> str:
     return f"mixopt ui {shlex.quote(job)}"
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM stops the search like Ctrl-C. ``mixopt cancel`` (Ray's job stop) and ``kill`` send SIGTERM;
+    by default it ended the process on the spot, leaving the job's MLflow parent run RUNNING and an
+    embedded Ray runtime behind. As an interrupt, the search shuts Ray down, ends the parent run KILLED
+    and exits 130; in-flight runs stay pending and a resume re-runs them."""
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _stop)
+    except ValueError:  # not the main thread (an embedding application): leave its handlers alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_search(args) -> int:
     from mixopt.search import run_search
     from mixopt.search.report import format_proposal
@@ -76,7 +96,8 @@ def cmd_search(args) -> int:
     if args.reuse:  # the flag names the previous job; the file may still set reuse.mode
         mode = cfg.reuse.mode if cfg.reuse is not None else "collapse"
         cfg = load_job_config(args.job, {"reuse": {"job": str(Path(args.reuse).resolve()), "mode": mode}})
-    result = run_search(cfg, address=args.address, progress=not args.quiet, rebuild_state=args.rebuild_state)
+    with _sigterm_as_interrupt():
+        result = run_search(cfg, address=args.address, progress=not args.quiet, rebuild_state=args.rebuild_state)
     n_ok, n_failed = len(result.ok_runs), len(result.failed_runs)
     print(f"\n{cfg.name}: {n_ok} ok and {n_failed} failed runs ({result.new_runs} new this session); "
           f"budget {100 * result.budget_fraction:.0f}% used")

@@ -491,8 +491,10 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: Phase
         counts = Counter(s.state.meta.get("fallbacks", {})) + Counter(since(events0))
         s.state.set(elapsed_s=s.elapsed(), heartbeat=None, fallbacks=dict(counts))
         tracker.log_tags({f"mixopt.fallbacks.{k}": v for k, v in counts.items()})
+        # interrupted (Ctrl-C, or SIGTERM from `mixopt cancel`: Ray kills the job 3 s later): end the parent
+        # run KILLED if MLflow answers at once, and don't wait on the rest of the queue
         with clock("tracking drain"):
-            tracker.close(status)
+            tracker.close(status, timeout=2.0 if status == "KILLED" else 60.0)
         clock.add("store", tracker.opened[0], tracker.opened[1])
     spent = _spent(s.state.runs)
     return SearchResult(

@@ -16,6 +16,9 @@ prepares the data and the initial design, and :meth:`RayRuntime.ready` waits for
 that before its first proxy), so the first proxies start on warm workers. The thread that starts an
 embedded runtime also stops it and lives as long as it: Ray ties its processes to the thread that
 spawned them.
+
+The process's own SIGTERM handler survives ``ray.init`` (Ray's core worker replaces it with an abort that
+would bypass ``mixopt search``'s orderly stop): :meth:`RayRuntime.ready` puts it back from the main thread.
 """
 
 from __future__ import annotations
@@ -94,8 +97,9 @@ class RayRuntime:
     ``warm_at`` (every warm-up task finished, see :meth:`warm_done`).
     """
 
-    def __init__(self, cfg, address: str | None = None, *, warm: int = 0):
+    def __init__(self, cfg, address: str | None = None, *, warm: int = 0, sigterm=None):
         self.cfg, self.address, self.warm = cfg, address, int(warm)
+        self._sigterm = sigterm  # the handler to put back once Ray is up (see ready)
         self.started_at = time.time()
         self.ready_at: float | None = None
         self.warm_at: float | None = None
@@ -135,6 +139,9 @@ class RayRuntime:
     def ready(self):
         """Wait for the runtime; return the ``ray`` module (MixoptError when it could not start)."""
         self._up.wait()
+        if self._sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
         if self._error is not None:
             raise self._error
         import ray
@@ -164,11 +171,19 @@ def ray_session(cfg, address: str | None = None, *, warm: int = 0) -> Iterator[R
     what this call started. ``warm``: warm-up tasks to run as soon as Ray is up (one per proxy slot)."""
     import ray
 
+    sigterm = None
     if not ray.is_initialized() and threading.current_thread() is threading.main_thread():
-        # what ray.init does in the main thread (it cannot from ours): SIGTERM exits, so cleanup runs
-        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
-    runtime = RayRuntime(cfg, address, warm=warm)
+        sigterm = signal.getsignal(signal.SIGTERM)
+        if sigterm in (signal.SIG_DFL, None):
+            # what ray.init does in the main thread (it cannot from ours): SIGTERM exits, so cleanup runs
+            sigterm = _exit_on_sigterm
+            signal.signal(signal.SIGTERM, sigterm)
+    runtime = RayRuntime(cfg, address, warm=warm, sigterm=sigterm)
     try:
         yield runtime
     finally:
         runtime.close()
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    sys.exit(signum)

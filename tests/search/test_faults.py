@@ -267,3 +267,48 @@ def test_wall_budget_cancels_runs_in_flight_and_a_resume_reruns_them(ray_cluster
     again = run_search(more, progress=False, train_fn=train)
     assert again.new_runs == 0 and again.resumed and again.proposal.weights == res.proposal.weights
     assert json.loads((cfg.job_dir / "state.json").read_text())["elapsed_s"] == elapsed
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_sigterm_stops_the_search_like_ctrl_c_and_a_resume_completes_it(ray_cluster, tiny_job, tmp_path):
+    """`mixopt cancel` stops a cluster job with SIGTERM (Ray kills it 3 s later). The search used to die on the
+    spot: its MLflow parent run stayed RUNNING while the job was stopped. Now it ends like Ctrl-C (exit 130,
+    parent run KILLED, runs in flight left pending) and the same command resumes it to completion."""
+    from mlflow.tracking import MlflowClient
+
+    from mixopt.tracking import tracking_uri
+
+    cfg = tiny_job("sigterm", search={"strategy": "random", "n_init": 2, "parallel": 1}, budget={"runs": 3})
+    job = write_job(cfg, tmp_path / "sigterm.yaml")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "mixopt.cli", "search", str(job), "--quiet"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runs_file = cfg.job_dir / "runs.jsonl"
+    try:
+        deadline = time.monotonic() + 240
+        while not (runs_file.exists() and runs_file.read_text().count("\n") >= 1):  # the 2nd run is in flight
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() else "timeout"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and "interrupted" in out, out
+    done = [r.run_id for r in read_runs(runs_file)]
+    assert 1 <= len(done) < 3
+
+    client = MlflowClient(tracking_uri=tracking_uri(cfg))
+    exp = client.get_experiment_by_name(cfg.experiment_name())
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`mixopt.role` = 'job'")
+    assert parent.info.status == "KILLED"
+
+    assert main(["search", str(job), "--quiet"]) == 0  # the resume
+    ids = [r.run_id for r in read_runs(runs_file)]
+    assert sorted(ids) == ["r0000", "r0001", "r0002"] and set(done) <= set(ids)
+    (parent,) = client.search_runs([exp.experiment_id], "tags.`mixopt.role` = 'job'")
+    assert parent.info.status == "FINISHED"
+    children = client.search_runs([exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(c.data.tags["mixopt.run_id"] for c in children) == sorted(ids)  # each run logged once

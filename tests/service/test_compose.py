@@ -55,9 +55,12 @@ def test_every_service_has_an_image_or_a_valid_build(compose):
 
 def test_dockerfile_copies_existing_paths_and_pins_cpu_torch():
     text = (ROOT / "Dockerfile").read_text()
+    # a local CPU wheel (docker/wheels/) when there is one, else the CPU index: never a bare `torch`
+    assert "pip install /tmp/wheels/torch-2.13.0*.whl" in text
     assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in text
+    assert "ARG BASE_IMAGE=python:3.11-slim-bookworm" in text and "FROM ${BASE_IMAGE}" in text
     # torch is installed before the package, so the package's `torch>=...` is already satisfied
-    assert text.index("torch==2.13.0") < text.index("pip install .")
+    assert text.index("torch==2.13.0") < text.index("tomllib") < text.index("pip install --no-deps .")
     copies = re.findall(r"^COPY\s+(.+?)\s+\S+$", text, flags=re.M)
     assert copies
     for srcs in copies:
@@ -146,7 +149,49 @@ def test_mlflow_server_flags(compose):
     assert any(c.startswith("--artifacts-destination=") for c in cmd)
     # the database password stays out of the command line (visible in `ps`)
     assert "POSTGRES_PASSWORD" not in " ".join(cmd)
-    assert svc["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql://")
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, which the image does not have
+    assert svc["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg2://")
+
+
+def test_host_network_override_binds_loopback_only():
+    """docker/compose.host.yml: the same services and volumes as docker-compose.yml, every one on the host's
+    network, listening on 127.0.0.1 only, nothing published."""
+    text = (ROOT / "docker" / "compose.host.yml").read_text()
+    host = yaml.safe_load(text)
+    base = yaml.safe_load(COMPOSE.read_text())
+    services = host["services"]
+    assert set(services) == set(base["services"]) and set(host["volumes"]) == set(base["volumes"])
+    for name, svc in services.items():
+        assert svc["network_mode"] == "host" and "ports" not in svc, name
+        assert "healthcheck" in svc, name
+        assert svc.get("depends_on", {}).keys() == base["services"][name].get("depends_on", {}).keys(), name
+        build = svc["build"]
+        context = (ROOT / "docker" / build["context"]).resolve()
+        assert build["network"] == "host" and (context / build["dockerfile"]).is_file(), name
+    for name in ("ray-head", "ray-worker"):
+        assert services[name]["environment"]["RAY_AUTH_MODE"] == "token"
+        assert "change-me*" in " ".join(services[name]["command"])
+    assert "listen_addresses=127.0.0.1" in services["postgres"]["command"]
+    assert "--host=127.0.0.1" in services["mlflow"]["command"]
+    head = " ".join(services["ray-head"]["command"])
+    assert "--node-ip-address=127.0.0.1" in head and "--dashboard-host=127.0.0.1" in head
+    worker = " ".join(services["ray-worker"]["command"])
+    assert "--node-ip-address=127.0.0.1" in worker
+    # several workers on one host: Ray picks their ports
+    assert "--dashboard-agent-listen-port=0" in worker and "--min-worker-port=0" in worker
+    assert "0.0.0.0" not in text
+    env_example = (ROOT / ".env.example").read_text()
+    for var in set(VAR_RE.findall(text)):
+        assert var in env_example, f"${{{var}}} missing from .env.example"
+
+
+def test_cluster_script_is_valid_bash():
+    script = ROOT / "scripts" / "cluster.sh"
+    assert "set -euo pipefail" in script.read_text()
+    out = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    out = subprocess.run(["bash", "-n", str(ROOT / "docker" / "postgres-entrypoint.sh")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
 
 
 def _compose_cli() -> bool:
@@ -162,5 +207,17 @@ def test_docker_compose_config_accepts_the_file():
         capture_output=True,
         text=True,
         timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (v1) is not installed")
+@pytest.mark.parametrize("file", ["docker-compose.yml", "docker/compose.host.yml"])
+def test_docker_compose_v1_config_accepts_the_files(file):
+    """docker-compose 1.29 (Debian's; what scripts/cluster.sh ran) parses both files (client-side only)."""
+    out = subprocess.run(
+        ["docker-compose", "-p", "mixopt", "--env-file", str(ROOT / ".env.example"), "-f", str(ROOT / file),
+         "config", "--quiet"],
+        capture_output=True, text=True, timeout=60,
     )
     assert out.returncode == 0, out.stderr
