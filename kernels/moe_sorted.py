@@ -45,24 +45,26 @@ class _SortedExperts(torch.autograd.Function):
         for e, a, b in spans:
             torch.mm(x_SD[a:b], w_gate_EDF[e], out=gate_SF[a:b])
             torch.mm(x_SD[a:b], w_up_EDF[e], out=up_SF[a:b])
-        h_SF = F.silu(gate_SF).mul_(up_SF)
+        act_SF = F.silu(gate_SF)
+        h_SF = act_SF * up_SF
         y_SD = torch.empty_like(x_SD)
         for e, a, b in spans:
             torch.mm(h_SF[a:b], w_down_EFD[e], out=y_SD[a:b])
         out_TD = torch.zeros_like(x_TD).index_add_(0, token_S, y_SD * w_S1)
-        ctx.save_for_backward(x_SD, gate_SF, up_SF, h_SF, y_SD, w_S1, token_S, order_S,
+        ctx.save_for_backward(x_SD, gate_SF, up_SF, act_SF, h_SF, y_SD, w_S1, token_S, order_S,
                               w_gate_EDF, w_up_EDF, w_down_EFD)
         ctx.spans, ctx.shape_TK = spans, (T, K)
         return out_TD
 
     @staticmethod
     def backward(ctx, grad_out_TD):
-        x_SD, gate_SF, up_SF, h_SF, y_SD, w_S1, token_S, order_S, w_gate_EDF, w_up_EDF, w_down_EFD = ctx.saved_tensors
+        (x_SD, gate_SF, up_SF, act_SF, h_SF, y_SD, w_S1, token_S, order_S,
+         w_gate_EDF, w_up_EDF, w_down_EFD) = ctx.saved_tensors
         spans, (T, K) = ctx.spans, ctx.shape_TK
         g_out_SD = grad_out_TD.index_select(0, token_S)
         grad_weight_TK = None
         if ctx.needs_input_grad[2]:
-            grad_w_S = (g_out_SD * y_SD).sum(dim=1)
+            grad_w_S = torch.linalg.vecdot(g_out_SD, y_SD)
             grad_weight_TK = torch.empty_like(grad_w_S).index_copy_(0, order_S, grad_w_S).view(T, K)
         g_y_SD = g_out_SD.mul_(w_S1)
         grad_down_EFD = torch.zeros_like(w_down_EFD)
@@ -70,10 +72,8 @@ class _SortedExperts(torch.autograd.Function):
         for e, a, b in spans:
             torch.mm(h_SF[a:b].T, g_y_SD[a:b], out=grad_down_EFD[e])
             torch.mm(g_y_SD[a:b], w_down_EFD[e].T, out=g_h_SF[a:b])
-        sig_SF = torch.sigmoid(gate_SF)
-        g_up_SF = g_h_SF * gate_SF * sig_SF                          # d/d up = g_h * silu(gate)
-        # d/d gate = g_h * up * silu'(gate), silu'(g) = sig(g) * (1 + g * (1 - sig(g)))
-        g_gate_SF = g_h_SF.mul_(up_SF).mul_(sig_SF).mul_(gate_SF.mul(sig_SF.neg_().add_(1)).add_(1))
+        g_up_SF = g_h_SF * act_SF                                    # d/d up = g_h * silu(gate)
+        g_gate_SF = torch.ops.aten.silu_backward(g_h_SF.mul_(up_SF), gate_SF)  # g_h * up * silu'(gate)
         grad_gate_EDF, grad_up_EDF = torch.zeros_like(w_gate_EDF), torch.zeros_like(w_up_EDF)
         grad_x_SD = torch.empty_like(x_SD)
         for e, a, b in spans:
