@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -23,9 +22,8 @@ import time
 from pathlib import Path
 
 import torch
+from bench_proxy import demo_data  # this folder is on sys.path when the script runs
 
-from mixopt.config import load_job_config
-from mixopt.data import build_demo_corpus, prepare_data
 from mixopt.proxies import ProxyConfig, TrainSettings, train_proxy
 
 # (preset, seq_len, batch_size, steps, compile)
@@ -68,11 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     dtype = "bf16" if args.device == "cuda" else "fp32"
     cases = SMOKE_CASES if args.smoke else GPU_CASES
     with tempfile.TemporaryDirectory() as tmp:
-        build_demo_corpus(os.path.join(tmp, "demo"), seed=0)
-        job = load_job_config(os.path.join(tmp, "demo", "job.yaml"))
-        job.workspace = os.path.join(tmp, "ws")
-        job.tokenizer.vocab_size = args.vocab
-        data = prepare_data(job, progress=False)
+        data = demo_data(tmp, args.vocab)
         peak_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
         peak = matmul_peak(args.device, 8192 if args.device == "cuda" else 1024, peak_dtype)
         name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"

@@ -201,6 +201,15 @@ def loss_op_ms(cfg: ProxyConfig, tokens: int, repeats: int) -> dict[str, float]:
     return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 
+def demo_data(tmp: str, vocab: int):
+    """The offline demo corpus (seed 0) prepared under ``tmp`` with a ``vocab``-token tokenizer."""
+    build_demo_corpus(os.path.join(tmp, "demo"), seed=0)
+    job = load_job_config(os.path.join(tmp, "demo", "job.yaml"))
+    job.workspace = os.path.join(tmp, "ws")
+    job.tokenizer.vocab_size = vocab
+    return prepare_data(job, progress=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -214,11 +223,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        build_demo_corpus(os.path.join(tmp, "demo"), seed=0)
-        job = load_job_config(os.path.join(tmp, "demo", "job.yaml"))
-        job.workspace = os.path.join(tmp, "ws")
-        job.tokenizer.vocab_size = args.vocab
-        data = prepare_data(job, progress=False)
+        data = demo_data(tmp, args.vocab)
         settings = TrainSettings(seq_len=args.seq_len, batch_size=args.batch_size, eval_points=1, eval_tokens=512)
         weights = data.prior()
         print(f"threads={args.threads} tokens/run={args.tokens} seq_len={args.seq_len} batch={args.batch_size} "
