@@ -132,7 +132,8 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
                 group["lr"] = lr
             tokens_BT1, _ = sampler.next_batch()
             tokens_BT1 = tokens_BT1.to(dev, non_blocking=True)
-            lm_loss, aux_loss = _step_loss(model, step_model, tokens_BT1, fused_head, autocast)
+            lm_loss, aux_loss = _next_token_loss(model, tokens_BT1, fused=fused_head, autocast=autocast,
+                                                 forward=step_model)
             loss = lm_loss + aux_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -207,16 +208,7 @@ def evaluate(model: nn.Module, val: dict[str, torch.Tensor], batch_size: int,
         losses_N = []
         for i in range(0, seqs_NT1.shape[0], batch_size):
             chunk = seqs_NT1[i:i + batch_size]
-            targets = chunk[:, 1:].reshape(-1)
-            if fused:
-                h_BTD, _ = model.features(chunk[:, :-1])
-                row_loss = linear_cross_entropy(h_BTD.reshape(targets.shape[0], -1), model.head.weight, targets,
-                                                reduction="none", impl="chunked")
-            else:
-                with autocast():
-                    logits_BTV = model(chunk[:, :-1]).logits_BTV
-                row_loss = F.cross_entropy(logits_BTV.float().reshape(targets.shape[0], -1), targets,
-                                           reduction="none")
+            row_loss, _ = _next_token_loss(model, chunk, fused=fused, autocast=autocast, reduction="none")
             losses_N.append(row_loss.view(chunk.shape[0], -1).double().sum(dim=1).cpu())
         per_seq = torch.cat(losses_N) if losses_N else torch.zeros(0, dtype=torch.float64)
         out: dict[str, float] = {}
@@ -231,16 +223,20 @@ def evaluate(model: nn.Module, val: dict[str, torch.Tensor], batch_size: int,
     return out
 
 
-def _step_loss(model, step_model, tokens_BT1: torch.Tensor, fused: bool, autocast):
-    """(mean next-token loss, router aux loss) of one training batch (B, T+1)."""
+def _next_token_loss(model, tokens_BT1: torch.Tensor, *, fused: bool, autocast, reduction: str = "mean",
+                     forward=None):
+    """(next-token cross-entropy of a batch (B, T+1), router aux loss). ``fused``: the output layer and the
+    loss in one ``linear_cross_entropy``; otherwise materialised logits through ``forward`` (default the
+    model; the trainer passes its compiled model). ``reduction`` as in ``F.cross_entropy``."""
     targets = tokens_BT1[:, 1:].reshape(-1)
     if fused:
         h_BTD, aux = model.features(tokens_BT1[:, :-1])
         return linear_cross_entropy(h_BTD.reshape(targets.shape[0], -1), model.head.weight, targets,
-                                    impl="chunked"), aux
+                                    reduction=reduction, impl="chunked"), aux
     with autocast():
-        out = step_model(tokens_BT1[:, :-1])
-    return F.cross_entropy(out.logits_BTV.float().reshape(targets.shape[0], -1), targets), out.aux_loss
+        out = (forward or model)(tokens_BT1[:, :-1])
+    return (F.cross_entropy(out.logits_BTV.float().reshape(targets.shape[0], -1), targets, reduction=reduction),
+            out.aux_loss)
 
 
 def _divergence(loss: float, initial: float, step: int, n_warm: int, s: TrainSettings) -> str | None:
