@@ -240,7 +240,7 @@ class _Search:
     def run(self, ray) -> None:
         cfg = self.cfg
         task = ProxyTask(num_cpus=cfg.search.cpus_per_proxy, num_gpus=cfg.search.gpus_per_proxy)
-        slots = cfg.search.parallel or max(1, int(ray.cluster_resources().get("CPU", 1) // cfg.search.cpus_per_proxy))
+        slots = _slots(cfg, ray.cluster_resources().get("CPU", 1))
         inflight: dict = {}
         queue: deque[Launch] = deque(self.state.pending_launches())  # re-run what was in flight
         if queue:
@@ -506,13 +506,17 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: Phase
     )
 
 
+def _slots(cfg, cpus: float) -> int:
+    """Proxies run at once: ``search.parallel``, else ``cpus`` over ``search.cpus_per_proxy`` (at least 1)."""
+    return int(cfg.search.parallel or max(1, int(cpus // cfg.search.cpus_per_proxy)))
+
+
 def _slots_hint(cfg) -> int:
-    """Proxy slots to warm before Ray is up: ``search.parallel``, else the CPUs Ray will be given (this
-    machine's for an embedded runtime) over ``search.cpus_per_proxy``."""
+    """Proxy slots to warm before Ray is up: :func:`_slots` of the CPUs Ray will be given (this machine's for
+    an embedded runtime)."""
     import os
 
-    cpus = cfg.ray.num_cpus or os.cpu_count() or 1
-    return int(cfg.search.parallel or max(1, int(cpus // cfg.search.cpus_per_proxy)))
+    return _slots(cfg, cfg.ray.num_cpus or os.cpu_count() or 1)
 
 
 def _check_rebuild(cfg, runs: list[RunEntry]) -> None:

@@ -10,7 +10,6 @@ change it), so a confirmation never calls for a new proposal.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -19,17 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from mixopt.proposal import Proposal
+from mixopt.search.phases import PhaseClock
 from mixopt.search.space import SearchSpace, make_job_strategy
 from mixopt.search.state import JobState, RunEntry, atomic_write_text
 
 __all__ = ["build_proposal", "proposal_key"]
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def _no_clock(name: str):
-    yield
 
 
 def proposal_key(cfg, runs: list[RunEntry]) -> str:
@@ -61,7 +56,7 @@ def build_proposal(cfg, state: JobState, space: SearchSpace, *, plots: bool = Tr
     if not table.ok.any():
         log.warning("no proposal: no successful run yet")
         return None, []
-    clock = clock or _no_clock
+    clock = clock or PhaseClock()  # timed either way; only the caller's clock is reported
     strategy = strategy or make_job_strategy(cfg, space.objective)
     with clock("final fit"):
         p = strategy.recommend(table, space.feasible)

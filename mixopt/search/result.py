@@ -7,14 +7,14 @@ from pathlib import Path
 
 from mixopt.proposal import Proposal
 from mixopt.search.report import plot_paths
-from mixopt.search.state import RunEntry, best_run
+from mixopt.search.state import RunEntry, RunListing, best_run
 from mixopt.tracking import tracking_uri
 
 __all__ = ["SearchResult", "finished_result"]
 
 
 @dataclass
-class SearchResult:
+class SearchResult(RunListing):
     """What a search produced. ``proposal`` is ``strategy.recommend`` on the job's runs (also written to
     ``<job_dir>/proposal.json``). ``phases``: this session's wall-clock phases, ``{name: {"start_s",
     "end_s", "s"}}`` in seconds from the call (see :class:`~mixopt.search.phases.PhaseClock`; background
@@ -34,14 +34,6 @@ class SearchResult:
     resumed: bool = False
     new_runs: int = 0
     phases: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    @property
-    def ok_runs(self) -> list[RunEntry]:
-        return [r for r in self.runs if r.ok]
-
-    @property
-    def failed_runs(self) -> list[RunEntry]:
-        return [r for r in self.runs if not r.ok]
 
     @property
     def best(self) -> RunEntry | None:

@@ -40,7 +40,7 @@ from typing import Any
 
 from mixopt.errors import ConfigError, MixoptError
 
-__all__ = ["JobState", "Launch", "RunEntry", "atomic_write_text", "config_hash", "read_runs", "rebuild_meta"]
+__all__ = ["JobState", "Launch", "RunEntry", "RunListing", "atomic_write_text", "config_hash", "read_runs", "rebuild_meta"]
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,21 @@ def best_run(runs: list[RunEntry], fidelity: int | None = None) -> RunEntry | No
     return min(cands, key=lambda r: r.objective) if cands else None
 
 
-class JobState:
+class RunListing:
+    """``ok_runs`` / ``failed_runs`` of anything holding a ``runs`` list (the job's state, a search's result)."""
+
+    runs: list[RunEntry]
+
+    @property
+    def ok_runs(self) -> list[RunEntry]:
+        return [r for r in self.runs if r.ok]
+
+    @property
+    def failed_runs(self) -> list[RunEntry]:
+        return [r for r in self.runs if not r.ok]
+
+
+class JobState(RunListing):
     """The persistent state of one search job (thread-safe; the loop and the tracker share it).
 
     Use :meth:`open` (creates or resumes). ``runs`` are the finished runs in finishing order;
@@ -465,14 +479,6 @@ class JobState:
             self.save()
 
     # --- reading ------------------------------------------------------------------------------------
-    @property
-    def ok_runs(self) -> list[RunEntry]:
-        return [r for r in self.runs if r.ok]
-
-    @property
-    def failed_runs(self) -> list[RunEntry]:
-        return [r for r in self.runs if not r.ok]
-
     def best(self, fidelity: int | None = None) -> RunEntry | None:
         """The finished run with the lowest objective (optionally at one fidelity)."""
         return best_run(self.runs, fidelity)
