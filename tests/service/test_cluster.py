@@ -82,6 +82,14 @@ def _check_runs_in_mlflow(c: ComposeCluster, job_name: str, n_runs: int) -> list
     return children
 
 
+def _followed_to_success(c: ComposeCluster, follower, job_id: str, log_path) -> str:
+    """Wait for ``mixopt logs --follow``; the job SUCCEEDED and the follower exited 0. Returns its log."""
+    follower.wait(timeout=1200)
+    log = log_path.read_text()
+    assert follower.returncode == 0 and c.status(job_id) == "SUCCEEDED", log[-3000:]
+    return log
+
+
 def test_search_survives_a_killed_worker_and_an_mlflow_restart(cluster, tmp_path):
     c = cluster
     runs = 8
@@ -108,11 +116,9 @@ def test_search_survives_a_killed_worker_and_an_mlflow_restart(cluster, tmp_path
     c.wait(lambda: c.experiment_id(f"mixopt/{name}"), 180, "MLflow answers again")
     _record("mlflow_restart_s", time.monotonic() - t1)
 
-    follower.wait(timeout=1200)
+    log = _followed_to_success(c, follower, job_id, tmp_path / "follow.log")
     wall = time.monotonic() - t0
-    log = (tmp_path / "follow.log").read_text()
-    assert follower.returncode == 0, log[-3000:]
-    assert f"{job_id}: SUCCEEDED" in log and c.status(job_id) == "SUCCEEDED"
+    assert f"{job_id}: SUCCEEDED" in log
     _record("faults_job_wall_s", wall)
     _record("faults_kill_to_end_s", time.monotonic() - t_kill)
     children = _check_runs_in_mlflow(c, name, runs)
@@ -147,10 +153,7 @@ def test_cancelled_search_resumes_and_completes(cluster, tmp_path):
     t1 = time.monotonic()
     second = c.submit(job_file)
     assert second != first
-    follower = c.follow(second, tmp_path / "resume.log")
-    follower.wait(timeout=1200)
-    log = (tmp_path / "resume.log").read_text()
-    assert follower.returncode == 0 and c.status(second) == "SUCCEEDED", log[-3000:]
+    log = _followed_to_success(c, c.follow(second, tmp_path / "resume.log"), second, tmp_path / "resume.log")
     new = re.search(r"ok and \d+ failed runs \((\d+) new this session\)", log)
     assert new and 0 < int(new.group(1)) <= runs - len(done_before), log[-3000:]  # resumed, not restarted
     _record("resume_job_wall_s", time.monotonic() - t1)
