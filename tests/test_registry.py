@@ -152,7 +152,7 @@ def test_every_family_uses_the_registry():
     assert {"progress", "static", "default"} <= set(MIXERS.names(aliases=True))
     assert type(make_surrogate("linear")) is SURROGATES.get("linear")
     assert type(make_strategy("random", seed=0)) is STRATEGIES.get("random")
-    assert type(make_mixer("default", ["a", "b"])) is MIXERS.get("ado")  # an alias
+    assert type(make_mixer("default", ["a", "b"])) is MIXERS.get("reducible")  # an alias
     with pytest.raises(MixoptError, match="unknown surrogate 'magic'; choose one of .*gp"):
         make_surrogate("magic")
     with pytest.raises(MixoptError, match="unknown strategy 'magic'; choose one of .*regmix"):

@@ -36,6 +36,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 from transfer_config import ExperimentConfig, load_experiment_config  # noqa: E402
 
 from mixopt.errors import ConfigError, MixoptError  # noqa: E402
+from mixopt.online.base import MIXERS  # noqa: E402
 
 NO_GPU_NOTE = "GPU-scale repeat not run: no accelerator lent in this task."
 
@@ -198,7 +199,8 @@ def make_jobs(cfg, data_dir, mixtures, scales: dict[str, tuple]) -> tuple[list[d
         w = {d: float(x) / total for d, x in m["weights"].items()}
         for scale, (model, tokens, settings) in scales.items():
             steps = tokens // (settings["batch_size"] * settings["seq_len"])
-            online = {"mixer": cfg.online.mixer, "update_every": max(1, steps // (cfg.online.updates + 1)),
+            # the resolved name ("default" -> its mixer), so a new default is not served from the cache
+            online = {"mixer": MIXERS.resolve(cfg.online.mixer), "update_every": max(1, steps // (cfg.online.updates + 1)),
                       "params": cfg.online.params} if m.get("online") else None
             for seed in cfg.seeds:
                 payload = {"w": {d: round(x, 6) for d, x in w.items()}, "online": online, "model": model, "tokens": tokens, "settings": settings,

@@ -1,7 +1,7 @@
 """Online mixers (policies that change the mixture during training) and trainer integrations.
 
 >>> from mixopt.online import make_mixer, OnlineMixing
->>> mixer = make_mixer("default", ["code", "web", "noise"])   # the ADO-style scaling-law mixer
+>>> mixer = make_mixer("default", ["code", "web", "noise"])   # the reducible-loss mixer
 >>> w = mixer.update(step=20, train_loss_sum=[30.0, 40.0, 55.0], train_token_count=[10, 10, 10])
 
 The HF Trainer (:mod:`mixopt.online.hf`) and Lightning (:mod:`mixopt.online.lightning`) integrations are

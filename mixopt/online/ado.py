@@ -48,8 +48,8 @@ __all__ = ["AdoMixer"]
 
 @register_mixer("ado")
 class AdoMixer(Mixer):
-    """ADO: sample in proportion to each domain's predicted loss decrease per token (``make_mixer("default",
-    ...)`` builds it).
+    """ADO: sample in proportion to each domain's predicted loss decrease per token (``make_mixer("ado",
+    ...)``; the default from 2026-12-01 until ``reducible`` replaced it).
 
     Args:
         gamma1: rate of the credit-assignment average ``h`` (0.1).

@@ -38,9 +38,9 @@ class MixerError(MixoptError, ValueError):
     """Bad mixer name, parameters, weights or update inputs."""
 
 
-MIXERS = Registry("mixer", aliases={"default": "ado", "uniform": "stratified"}, error=MixerError)
+MIXERS = Registry("mixer", aliases={"default": "reducible", "uniform": "stratified"}, error=MixerError)
 # importing these modules registers the built-in mixers
-MIXERS.load_on_first_use("mixopt.online.ado", "mixopt.online.aioli", "mixopt.online.odm",
+MIXERS.load_on_first_use("mixopt.online.ado", "mixopt.online.aioli", "mixopt.online.odm", "mixopt.online.reducible",
                          "mixopt.online.progress", "mixopt.online.static")
 
 
@@ -72,7 +72,7 @@ def make_mixer(
     seed: int = 0,
     **params: Any,
 ) -> Mixer:
-    """Build a mixer by name (``"default"`` is the ADO-style scaling-law mixer, ``"ado"``).
+    """Build a mixer by name (``"default"`` is the reducible-loss mixer, ``"reducible"``).
 
     Args:
         name: one of :func:`available_mixers`.

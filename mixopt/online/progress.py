@@ -40,7 +40,7 @@ __all__ = ["ProgressMixer"]
 
 @register_mixer("progress")
 class ProgressMixer(Mixer):
-    """Learning-progress mixer (``make_mixer("progress", ...)``; the default before ``ado``).
+    """Learning-progress mixer (``make_mixer("progress", ...)``; the default before ``ado`` and ``reducible``).
 
     Args:
         fast: rate of the fast loss average (0 < fast <= 1; 0.5).

@@ -12,13 +12,13 @@ from mixopt.errors import MixoptError
 from mixopt.online import MixerError, available_mixers, make_mixer
 from mixopt.online.odm import exploration_rate
 
-ALL = ["stratified", "static", "odm", "exp3", "aioli", "progress", "ado"]
+ALL = ["stratified", "static", "odm", "exp3", "aioli", "progress", "ado", "reducible"]
 
 
 def test_registry_names_and_default_alias():
     assert set(ALL) <= set(available_mixers())
     assert "default" in available_mixers()
-    assert type(make_mixer("default", ["a", "b"])).__name__ == "AdoMixer"
+    assert type(make_mixer("default", ["a", "b"])).__name__ == "ReducibleMixer"
 
 
 def test_unknown_mixer_and_params_are_one_line_errors():

@@ -62,7 +62,7 @@ def test_proposal_without_targets_or_tokens_is_a_one_line_error(tmp_path):
         load_reference(tmp_path / "missing.json", ["a", "b"])
 
 
-@pytest.mark.parametrize("name", ["progress", "ado"])
+@pytest.mark.parametrize("name", ["progress", "ado", "reducible"])
 def test_reference_rewards_the_domain_that_lags_its_curve(name):
     # Both domains learn identically, but b's reference curve says it should be 0.3 nats lower by now.
     ref = {"a": (2.0, 200.0, 0.5), "b": (1.7, 200.0, 0.5)}
@@ -77,7 +77,7 @@ def test_reference_rewards_the_domain_that_lags_its_curve(name):
     assert guided.weights[1] > 0.6
 
 
-@pytest.mark.parametrize("name", ["progress", "ado"])
+@pytest.mark.parametrize("name", ["progress", "ado", "reducible"])
 def test_state_round_trip_keeps_calibrated_reference(tmp_path, name):
     path = _proposal(tmp_path, {"a": 2.0, "b": 1.0})
     a = make_mixer(name, ["a", "b"], warmup=0, reference=str(path))
