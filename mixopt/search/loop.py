@@ -7,7 +7,7 @@
     prepare_data ──► initial design (feasible.sample + strategy.initial)    meanwhile, in a thread: Ray
                          │                                              starts, its workers import torch
                  ┌──► submit Ray tasks while slots are free and the budget allows
-                 │       │ ray.wait: one finished ──► runs.jsonl (fsync) ──► MLflow (async) ──► display
+                 │       │ ray.wait: the oldest finished ──► runs.jsonl (fsync) ──► MLflow (async) ──► display
                  │       │ failed ──► retry up to max_retries, then recorded as failed
                  │       │ wall time spent ──► cancel the runs in flight (they stay pending)
                  └── strategy.ask(run table, fresh candidates from the feasible set) when the design is used up
@@ -15,7 +15,9 @@
                          ▼
                  proposal = strategy.recommend(run table, feasible set) [+ confirmation run]
 
-The pipeline is kept full: a new run is submitted as soon as one finishes (no waiting for rounds).
+The pipeline is kept full: a new run is submitted as soon as the oldest run in flight finishes (no waiting
+for rounds). Results are taken in submission order, so the same seed gives the same mixtures whatever the
+proxies' timing.
 
 >>> result = run_search(load_job_config("examples/quickstart.yaml"))   # doctest: +SKIP
 >>> result.proposal.weights                                              # doctest: +SKIP
@@ -294,7 +296,10 @@ class _Search:
             if self.budget.wall_exhausted(self.elapsed()):
                 self.interrupt(ray, inflight)
                 break
-            done, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+            # Results are taken in submission order, whichever finishes first: the strategy then sees the
+            # same runs in the same order on every machine and load, so the same seed gives the same
+            # mixtures with parallel proxies too (a run that finishes early waits for the older ones).
+            done, _ = ray.wait([next(iter(inflight))], num_returns=1, timeout=1.0)
             for ref in done:
                 launch = inflight.pop(ref)
                 retry = self.finish(ray, ref, launch)

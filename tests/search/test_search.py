@@ -169,6 +169,32 @@ def test_failing_proxy_is_retried_then_marked_failed(ray_cluster, tiny_job, tmp_
     assert kids["r0000"].info.status == "FAILED"
 
 
+def _slow_first_train(config, data, weights, *, tokens, seed, settings, threads):
+    """The first run of the job finishes last: it sleeps before training."""
+    import time
+
+    from mixopt.proxies import train_proxy
+
+    if seed == _run_seed(0, 0):
+        time.sleep(8.0)
+    return train_proxy(config, data, weights, tokens=tokens, seed=seed, settings=settings, threads=threads)
+
+
+def test_same_seed_gives_the_same_mixtures_whatever_finishes_first(ray_cluster, tiny_job):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import test modules
+    tables = []
+    for name, fn in (("order-natural", None), ("order-slow-first", _slow_first_train)):
+        cfg = tiny_job(name, search={"strategy": "bo", "n_init": 3, "parallel": 2}, budget={"runs": 6})
+        run_search(cfg, progress=False, train_fn=fn)
+        runs = sorted(read_runs(cfg.job_dir / "runs.jsonl"), key=lambda r: r.run_id)
+        tables.append([(r.run_id, r.source, r.weights, r.objective) for r in runs])
+    natural, slow_first = tables
+    assert len(natural) == 6 and [r[1] for r in natural].count("init") == 3  # 3 asked after the design
+    assert slow_first == natural  # same mixtures, same losses, although r0000 finished last the second time
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
