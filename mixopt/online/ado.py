@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from mixopt.online.base import Mixer, MixerError, register_mixer
-from mixopt.online.power_law import PowerLawFit
+from mixopt.online.power_law import ALPHA_GRID, PowerLawFit
 from mixopt.online.reference import load_reference
 
 __all__ = ["AdoMixer"]
@@ -100,7 +100,7 @@ class AdoMixer(Mixer):
         self.score = score
         self.reference = (None if reference is None
                           else load_reference(reference, self.domains, reference_tokens))
-        self._fit = PowerLawFit(self.k, forget=self.forget)
+        self._fit = PowerLawFit(self.k, forget=self.forget, alphas=self._exponent_grid())
         self._state = {
             "fit_n0": self._fit.n0,
             "fit_stats": self._fit.stats,
@@ -121,6 +121,15 @@ class AdoMixer(Mixer):
     def law(self):
         """The current :class:`~mixopt.online.power_law.PowerLaw` per domain (NaN where not fitted yet)."""
         return self._fit.solve()
+
+    def _exponent_grid(self) -> np.ndarray:
+        """The power-law exponents the fit tries (subclasses narrow it)."""
+        return ALPHA_GRID
+
+    def _score(self) -> np.ndarray:
+        """``(k,)`` the per-domain score of this update, called once per update after the fit (subclasses
+        that average the score over updates advance the average here)."""
+        return self.predicted_progress()
 
     def predicted_progress(self) -> np.ndarray:
         """``(k,)`` ``-dL_k/dn`` at the current token count (nats per token; NaN where not fitted yet)."""
@@ -147,7 +156,7 @@ class AdoMixer(Mixer):
         st["fit_n0"], st["fit_stats"] = self._fit.n0, self._fit.stats
         seen = np.isfinite(loss) & (w > 0)
         st["points"] = st["points"] * self.forget + seen
-        progress = self.predicted_progress()
+        progress = self._score()
         if not np.all(np.isfinite(progress)):
             return self._weights  # some domain has no law yet: keep the current policy
         rho = self.prior * st["h"] ** self.s * np.maximum(progress, 0.0)

@@ -34,7 +34,7 @@ import numpy as np
 
 from mixopt.online.ado import AdoMixer
 from mixopt.online.base import MixerError, register_mixer
-from mixopt.online.power_law import ALPHA_GRID, PowerLawFit
+from mixopt.online.power_law import ALPHA_GRID
 
 __all__ = ["ReducibleMixer"]
 
@@ -66,18 +66,26 @@ class ReducibleMixer(AdoMixer):
         if not (0 < alpha_min < ALPHA_GRID[-1]) or not (0 < smooth <= 1):
             raise MixerError(f"reducible: need 0 < alpha_min < {ALPHA_GRID[-1]:g} and 0 < smooth <= 1; got "
                              f"alpha_min={alpha_min}, smooth={smooth}")
+        self.alpha_min, self.smooth = float(alpha_min), float(smooth)  # before the fit is built
         super().__init__(domains, initial_weights=initial_weights, seed=seed, min_share=min_share, gamma1=1.0,
                          gamma2=1.0, s=0.0, warmup=warmup, min_points=min_points, count="domain", forget=forget,
                          reference=reference, reference_tokens=reference_tokens, temperature=temperature,
                          min_scale=min_scale, score="reducible")
-        self.alpha_min, self.smooth = float(alpha_min), float(smooth)
-        self._fit = PowerLawFit(self.k, forget=self.forget, alphas=np.geomspace(alpha_min, ALPHA_GRID[-1], 40))
-        self._state.update(fit_n0=self._fit.n0, fit_stats=self._fit.stats,
-                           r_mean=np.full(self.k, np.nan), r_sq=np.full(self.k, np.nan), shrink=np.nan)
+        self._state.update(r_mean=np.full(self.k, np.nan), r_sq=np.full(self.k, np.nan), shrink=np.nan)
+
+    def _exponent_grid(self) -> np.ndarray:
+        return np.geomspace(self.alpha_min, ALPHA_GRID[-1], 40)
 
     def predicted_progress(self) -> np.ndarray:
-        """``(k,)`` the shrunk running average of ``R_k = L_k(n_k) - eps_k`` (NaN until every domain has a law
-        and one average exists). Called once per update: it advances the average."""
+        """``(k,)`` the shrunk running average of ``R_k = L_k(n_k) - eps_k`` as of the last update (NaN until
+        every domain has a law and the average has had two updates)."""
+        m, shrink = self._state["r_mean"], float(self._state["shrink"])
+        if np.isnan(m).any() or np.isnan(shrink):
+            return np.full(self.k, np.nan)
+        return np.maximum(m.mean() + shrink * (m - m.mean()), 0.0)
+
+    def _score(self) -> np.ndarray:
+        """Advance the running average of ``R`` and its shrink factor by this update, then return the score."""
         st = self._state
         r = super().predicted_progress()  # ADO's score="reducible": L(n) - eps, NaN before min_points
         if not np.all(np.isfinite(r)):
@@ -91,6 +99,5 @@ class ReducibleMixer(AdoMixer):
         st["r_mean"], st["r_sq"] = m, sq
         noise = float(np.maximum(sq - m * m, 0.0).mean()) * a / (2.0 - a)  # variance of an average
         spread = float(m.var())
-        shrink = max(0.0, 1.0 - noise / spread) if spread > 0 else 0.0
-        st["shrink"] = shrink
-        return np.maximum(m.mean() + shrink * (m - m.mean()), 0.0)
+        st["shrink"] = max(0.0, 1.0 - noise / spread) if spread > 0 else 0.0
+        return self.predicted_progress()
