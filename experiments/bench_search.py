@@ -11,6 +11,9 @@
      import torch before the first proxy.
    * ``ray up``: Ray already running in the process (a notebook, a service, the efficiency runs below):
      the search reuses it; its workers are fresh, so they still warm up.
+   * ``warm``: the next search in that same Ray session: its workers imported torch for the previous
+     search (Ray keeps idle workers of a driver), as for every search after the first in a notebook, a
+     sweep of searches (``experiments/transfer/run.py``) or the efficiency runs below.
 
    ``ideal`` = the same N proxies (same mixtures, seeds, tokens) trained one after another in this
    process (torch imported, data open), divided by ``search.parallel`` (2). Printed per run:
@@ -125,7 +128,7 @@ def overhead(args, demo: Path, ws: Path) -> dict:
 
     n, stamp = args.overhead_runs, time.strftime("%H%M%S")
     cfgs = {}
-    for label in ("cold", "ray up"):
+    for label in ("cold", "ray up", "warm"):
         cfg = make_cfg(demo, ws, f"overhead-{label.replace(' ', '')}-{stamp}", "random", 0, n, n, args.tokens,
                        confirm=False)
         cfg.tracking.enabled = True
@@ -136,6 +139,7 @@ def overhead(args, demo: Path, ws: Path) -> dict:
     runs_out["cold"] = cold
     _ray_init()
     runs_out["ray up"], _ = overhead_run(cfgs["ray up"], "ray up")
+    runs_out["warm"], _ = overhead_run(cfgs["warm"], "warm")
     data = load_prepared(cfgs["cold"].data_dir)
     settings = TrainSettings.from_job(cfgs["cold"].proxy)
     t0 = time.time()
@@ -145,7 +149,7 @@ def overhead(args, demo: Path, ws: Path) -> dict:
     t_seq = time.time() - t0
     par = cfgs["cold"].search.parallel
     ideal = t_seq / par
-    same = runs_out["cold"]["mixtures"] == runs_out["ray up"]["mixtures"]
+    same = all(r["mixtures"] == runs_out["cold"]["mixtures"] for r in runs_out.values())
     print(f"overhead: {n} proxies; ideal = sequential {t_seq:.1f}s / parallel {par} = {ideal:.1f}s "
           f"(load average {os.getloadavg()[0]:.2f})", flush=True)
     for label, r in runs_out.items():
@@ -155,7 +159,7 @@ def overhead(args, demo: Path, ws: Path) -> dict:
               f"{r['t_after_s']:.1f}s; total {r['t_total_s']:.1f}s -> ratio {r['ratio_total']:.2f}; "
               f"{r['ok']} ok; load average {r['load_average']:.2f} at its start")
         print(_breakdown(r["phases"], r["t_loop_s"]), flush=True)
-    print(f"  same mixtures in both runs: {same}")
+    print(f"  same mixtures in all {len(runs_out)} runs: {same}")
     return {"n": n, "t_sequential_s": t_seq, "parallel": par, "ideal_s": ideal, "runs": runs_out,
             "same_mixtures": same}
 

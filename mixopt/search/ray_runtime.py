@@ -6,7 +6,7 @@
   ``RAY_AUTH_MODE`` / ``RAY_AUTH_TOKEN`` in the environment; mixopt passes the environment through and
   never logs the token.
 * Otherwise an embedded runtime on this machine: ``num_cpus`` from ``cfg.ray.num_cpus``, object store
-  capped at ``cfg.ray.object_store_memory``, no dashboard, bound to 127.0.0.1; shut down when the search
+  capped at ``cfg.ray.object_store_memory``, no dashboard UI; shut down when the search
   ends. Its workers get ``OMP_NUM_THREADS`` (``search.cpus_per_proxy``) through the raylet's environment
   (a cluster gets it as a ``runtime_env``), so the raylet's prestarted workers serve the first tasks.
 
@@ -76,7 +76,10 @@ def _init(cfg, address: str | None) -> bool:
                     include_dashboard=False,
                     log_to_driver=False,
                     configure_logging=False,
-                    _node_ip_address="127.0.0.1",  # embedded: listen on loopback only
+                    # Asks for loopback, but Ray 2.60 replaces a loopback node IP by the machine's address
+                    # and its gRPC servers (GCS, raylet, workers) listen on every interface; Ray's token
+                    # auth (on by default) protects them. See docs/search.md, "Embedded Ray".
+                    _node_ip_address="127.0.0.1",
                 )
             finally:  # this process keeps its own environment
                 for k, v in saved.items():
