@@ -41,8 +41,59 @@ def test_state_round_trip_continues_identically():
 
 
 @pytest.mark.parametrize("params, match", [({"alpha_min": 0.0}, "alpha_min"), ({"smooth": 1.5}, "smooth"),
-                                           ({"min_points": 1}, "min_points")])
+                                           ({"min_points": 1}, "min_points"),
+                                           ({"max_harm": 0.0}, "max_harm")])
 def test_bad_parameters_are_one_line_errors(params, match):
     with pytest.raises(MixerError, match=match) as e:
         make_mixer("reducible", ["a", "b"], **params)
     assert "\n" not in str(e.value)
+
+
+def _closed_loop(m, laws, updates, n0=10_000.0):
+    """Update ``m`` with each domain's loss ``eps + beta (n_k / n0)^-alpha`` at its *own* tokens ``n_k``, the
+    tokens of each interval split by the mixer's current weights; returns the tokens per domain."""
+    eps, beta, alpha = (np.asarray(v, dtype=float) for v in laws)
+    n = np.zeros(m.k)
+    for t in range(1, updates + 1):
+        counts = n0 * np.asarray(m.weights)
+        mid = n + counts / 2
+        n += counts
+        m.update(t, (eps + beta * (mid / n0) ** -alpha) * counts, counts)
+    return n
+
+
+def test_max_harm_keeps_learning_domains_near_the_prior_and_still_starves_noise():
+    laws = ([1.0, 1.0, 2.08], [2.0, 0.6, 0.0], [0.25, 0.5, 0.0])  # hungry, a slower learner, noise
+    doms = ["hungry", "learner", "noise"]
+    true_loss = lambda n: laws[0][1] + laws[1][1] * (n / 10_000.0) ** -laws[2][1]  # noqa: E731 - the learner's
+    harm = {}
+    for cap in (None, 0.01):
+        m = make_mixer("reducible", doms, warmup=3, min_share=0.0, max_harm=cap)
+        n = _closed_loop(m, laws, 80)
+        prior_n = n.sum() / 3  # what the uniform prior would have given each domain
+        harm[cap] = true_loss(n[1]) - true_loss(prior_n)
+        assert m.weights[2] < 0.05  # noise is flat: starving it costs nothing, capped or not
+    assert harm[None] > 0.03  # uncapped, the learner gives up its data to the hungry domain
+    assert harm[0.01] < 0.012  # capped: its own law stops the deficit at about 0.01 nats
+    assert m.predicted_harm()[1] == pytest.approx(harm[0.01], rel=0.2)  # and the law predicted that harm
+
+
+def test_max_harm_also_protects_a_domain_whose_loss_rises_when_its_share_falls():
+    # "kept": learned early, its loss drifts up as soon as it is sampled less than the uniform prior (the
+    # model must keep seeing it); a law in cumulative tokens sees it as flat, so only the rise shows it
+    n0, k = 10_000.0, 3
+    def run(cap):
+        m = make_mixer("reducible", ["hungry", "kept", "noise"], warmup=3, min_share=0.0, max_harm=cap)
+        n = np.zeros(k)
+        for t in range(1, 81):
+            counts = n0 * np.asarray(m.weights)
+            n += counts
+            kept = 1.5 + 1.0 * max(0.0, 1.0 - m.weights[1] * k)
+            loss = np.array([1.0 + 2.0 * (n[0] / n0) ** -0.25, kept, 2.08])
+            m.update(t, loss * counts, counts)
+        return m, kept
+    free, _ = run(None)
+    capped, kept_loss = run(0.05)
+    assert free.weights[1] < 0.1  # uncapped: flat, so starved like noise
+    assert capped.weights[1] > 0.25 and kept_loss - 1.5 < 0.1  # capped: its share stays near the prior
+    assert capped.weights[2] < 0.05  # the truly flat noise domain is still starved
