@@ -20,7 +20,8 @@ Two guards against the noise of ``R`` (the fitted ``eps`` is an extrapolation):
   variance of the averages across domains. Domains that only differ by noise (equally hard domains) keep
   the prior; consistently different ones are split by ``R``.
 
-A guard for every domain (``max_harm``, 0.02 nats by default; None turns it off). A domain's harm ``H_k`` is the larger of
+A guard for every domain (``max_harm``, 0.02 nats by default; None turns it off). A domain's harm ``H_k``
+is the larger of
 
 * the loss its token deficit against the prior costs by its own fitted law,
   ``L_k(n_k) - L_k(n_k + deficit_k)`` (a domain that is still learning), and

@@ -78,7 +78,7 @@ def _init(cfg, address: str | None) -> bool:
                     configure_logging=False,
                     # Asks for loopback, but Ray 2.60 replaces a loopback node IP by the machine's address
                     # and its gRPC servers (GCS, raylet, workers) listen on every interface; Ray's token
-                    # auth (on by default) protects them. See docs/search.md, "Embedded Ray".
+                    # auth (on by default) protects them. See docs/search.md, section "Ray".
                     _node_ip_address="127.0.0.1",
                 )
             finally:  # this process keeps its own environment
