@@ -4,7 +4,7 @@ On a CPU the expert op of a small MoE is bound by bookkeeping, not by its matmul
 builds a boolean mask per expert and copies the whole output per ``index_add``, and autograd records ~15
 ops per expert. This path sorts the (token, slot) assignments by expert once, runs each expert on its
 contiguous slice and does that slice's elementwise work right after its matmuls, while the slice is still
-in cache (one pass per op over all assignments took 13-18% longer at moe-tiny shapes, 10% at moe-mid: it
+in cache (one pass per op over all assignments took 13-18% longer at moe-tiny shapes, 9% at moe-mid: it
 streams every activation through memory again), combines with one in-place ``index_add_``, and writes the
 backward by hand (SwiGLU derivative included).
 
