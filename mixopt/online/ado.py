@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from mixopt.online.base import Mixer, MixerError, register_mixer
+from mixopt.online.base import Mixer, MixerError, observed_loss, register_mixer
 from mixopt.online.power_law import ALPHA_GRID, PowerLawFit
 from mixopt.online.reference import load_reference
 
@@ -141,7 +141,7 @@ class AdoMixer(Mixer):
 
     def _update(self, step, mean_loss, count, eval_loss):
         st = self._state
-        loss = mean_loss if eval_loss is None else np.where(np.isfinite(eval_loss), eval_loss, mean_loss)
+        loss = observed_loss(mean_loss, eval_loss)
         st["domain_tokens"] += count
         if self.n_updates <= self.warmup:
             return self.prior

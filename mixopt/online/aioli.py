@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mixopt.online.base import Mixer, MixerError, register_mixer
+from mixopt.online.base import Mixer, MixerError, observed_loss, register_mixer
 
 __all__ = ["AioliMixer"]
 
@@ -143,7 +143,7 @@ class AioliMixer(Mixer):
 
     def _update(self, step, mean_loss, count, eval_loss):
         st = self._state
-        loss = mean_loss if eval_loss is None else np.where(np.isfinite(eval_loss), eval_loss, mean_loss)
+        loss = observed_loss(mean_loss, eval_loss)
         w_used = self._weights
         t = self.n_updates - self.warmup  # 1 = the first update after the warm-up
         if t <= 0:

@@ -29,6 +29,7 @@ __all__ = [
     "Mixer",
     "MixerError",
     "apply_floor",
+    "observed_loss",
     "available_mixers",
     "make_mixer",
     "register_mixer",
@@ -82,6 +83,12 @@ def make_mixer(
         **params: the mixer's own parameters (see each class); unknown ones raise :class:`MixerError`.
     """
     return MIXERS.create(name, domains=domains, initial_weights=initial_weights, seed=seed, **params)
+
+
+def observed_loss(mean_loss: np.ndarray, eval_loss: np.ndarray | None) -> np.ndarray:
+    """``(k,)`` the loss a mixer reads: held-out where it was measured (finite ``eval_loss``), else the
+    training mean of the interval."""
+    return mean_loss if eval_loss is None else np.where(np.isfinite(eval_loss), eval_loss, mean_loss)
 
 
 def apply_floor(w: np.ndarray, min_share: float) -> np.ndarray:

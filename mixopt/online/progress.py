@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from mixopt.online.base import Mixer, MixerError, register_mixer
+from mixopt.online.base import Mixer, MixerError, observed_loss, register_mixer
 from mixopt.online.reference import load_reference
 
 __all__ = ["ProgressMixer"]
@@ -148,9 +148,7 @@ class ProgressMixer(Mixer):
         return np.maximum(s - f, 0.0)
 
     def _update(self, step, mean_loss, count, eval_loss):
-        loss = mean_loss
-        if eval_loss is not None:
-            loss = np.where(np.isfinite(eval_loss), eval_loss, mean_loss)
+        loss = observed_loss(mean_loss, eval_loss)
         f, s = self._state["fast"], self._state["slow"]
         if self.n_updates <= self.warmup:
             # The first intervals are dominated by a fast shared transient (learning the unigram

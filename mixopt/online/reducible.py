@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from mixopt.online.ado import AdoMixer
-from mixopt.online.base import MixerError, register_mixer
+from mixopt.online.base import MixerError, observed_loss, register_mixer
 from mixopt.online.power_law import ALPHA_GRID
 
 __all__ = ["ReducibleMixer"]
@@ -124,7 +124,7 @@ class ReducibleMixer(AdoMixer):
         if self.max_harm is None or self.n_updates <= self.warmup:
             return pi
         st = self._state
-        loss = mean_loss if eval_loss is None else np.where(np.isfinite(eval_loss), eval_loss, mean_loss)
+        loss = observed_loss(mean_loss, eval_loss)
         ema, seen = st["loss_ema"], np.isfinite(loss)
         ema = np.where(seen & np.isnan(ema), loss, np.where(seen, ema + _RISE_RATE * (loss - ema), ema))
         st["loss_ema"], st["loss_best"] = ema, np.fmin(st["loss_best"], ema)
