@@ -18,8 +18,9 @@ Seeds are paired: seed s gives every method the same init and data pools. Seeds 
 
 Search-informed methods: once per setting, a "proxy search" trains 8 static mixtures (uniform + 7 seeded
 Dirichlet draws) on search seed 1000 (not a tuning or test seed) and picks the best; ``static:search``
-trains that mixture, ``<mixer>+ref`` runs the mixer from it with ``reference=`` the per-domain power laws
-fitted to its held-out curve. The search is cached in ``--out``.
+trains that mixture, ``<mixer>+ref`` runs the mixer from it with ``reference=`` the curves a search job
+writes into its proposal (:func:`mixopt.curves.proposal_curves`: BiMix fitted to all 8 runs' held-out curves,
+read at the chosen mixture, ending at that run's observed losses). The search is cached in ``--out``.
 
     python experiments/bench_online.py --seeds 5 --seed-offset 5          # the report (held-out seeds)
     python experiments/bench_online.py --settings base --methods stratified,ado,'ado@{"s": 0}'
@@ -41,8 +42,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from mixopt.curves import proposal_curves
 from mixopt.online import OnlineMixing, make_mixer, per_sequence_loss
-from mixopt.online.power_law import fit_power_law
+from mixopt.runs import RunTable
 
 ALPHA = 8  # symbols per domain
 CTX = 4
@@ -192,7 +194,7 @@ def search(setting: str, args) -> dict:
     """The setting's "proxy search" on SEARCH_SEED (cached): best of 8 static mixtures + its fitted curves."""
     spec, steps = SETTINGS[setting]
     domains = [d for d, _, _ in spec]
-    path = Path(args.out) / f"search-{setting}-s{steps}-b{args.batch}-u{args.update_every}.json"
+    path = Path(args.out) / f"search-curves2-{setting}-s{steps}-b{args.batch}-u{args.update_every}.json"
     if path.exists():
         return json.loads(path.read_text())
     k = len(domains)
@@ -201,11 +203,15 @@ def search(setting: str, args) -> dict:
     pools, val = make_data(setting, SEARCH_SEED, steps * args.batch + 1, 64, args.seq)
     runs = [train(setting, "static", {}, w, SEARCH_SEED, args, pools, val, curve_points=8) for w in cands]
     best = int(np.argmin([r["excess"].mean() for r in runs]))
-    n = np.array([c[0] for c in runs[best]["curve"]])
-    law = fit_power_law(n, np.stack([c[1] for c in runs[best]["curve"]])).as_tokens()
+    tokens = steps * args.batch * (args.seq - CTX)
+    table = RunTable.from_records(
+        [{"run_id": str(i), "weights": dict(zip(domains, w.tolist(), strict=True)), "tokens": tokens,
+          "final_loss": dict(zip(domains, r["val_loss"].tolist(), strict=True)),
+          "tokens_seen": [c[0] for c in r["curve"]],
+          "val_loss": {d: [float(c[1][j]) for c in r["curve"]] for j, d in enumerate(domains)}}
+         for i, (w, r) in enumerate(zip(cands, runs, strict=True))], domains=domains, fidelity=["tokens"])
     out = {"weights": cands[best].tolist(), "excess": [float(r["excess"].mean()) for r in runs],
-           "reference": {d: [float(law["E"][i]), float(law["B"][i]), float(law["beta"][i])]
-                         for i, d in enumerate(domains)}}
+           "reference": proposal_curves(table, cands[best], predicted=None, tokens=tokens, seed=SEARCH_SEED)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
     print(f"[{setting}] search: best static {np.round(cands[best], 2).tolist()} (excess {min(out['excess']):.4f}; "

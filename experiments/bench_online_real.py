@@ -8,9 +8,14 @@ seed per seed). Methods:
 
 * ``stratified`` (uniform) and ``static`` (``--static`` weights; default the natural token shares);
 * every mixer, started from uniform like stratified (``odm``, ``exp3``, ``aioli``, ``progress``, ``ado``);
-* ``default+ref`` (search-informed): the default mixer started from the ``--static`` mixture with
-  ``reference=`` per-domain power laws fitted to the held-out curve of one run of that mixture on seed
-  1000 (not a reported seed): the curves a search at this fidelity would predict for its proposal.
+* ``default+ref``: the default mixer started from the ``--static`` mixture with ``reference=`` per-domain
+  power laws fitted to the held-out curve of one run of that mixture on seed 1000 (not a reported seed):
+  a user who has a reference run of the full length;
+* ``static:search`` and ``<mixer>+search`` (search-informed, what a user of the search job gets): a search
+  job on the same prepared data with the quickstart's settings (``examples/quickstart.yaml``: BO, 12
+  dense-tiny proxies of ``--search-tokens`` tokens, ``max_weight`` 0.6; ``--search-strategy``), cached in
+  ``--out``; ``static:search`` trains its proposal, ``<mixer>+search`` runs the mixer from the proposal with
+  ``reference=`` the job directory (its ``reference_curves``) and ``reference_tokens=--tokens``.
 
 Reported: the held-out loss (nats/token, ``--eval-tokens`` fixed tokens per domain) at the end, its mean
 over domains, and the paired difference against stratified with 2 standard errors (over seeds). Each run
@@ -36,7 +41,7 @@ import torch.nn.functional as F
 from mixopt.online import OnlineMixing, make_mixer, per_sequence_loss
 from mixopt.online.power_law import fit_power_law
 
-METHODS = "stratified,static,odm,exp3,aioli,progress,ado,default+ref"
+METHODS = "stratified,static,odm,exp3,aioli,progress,ado,default+ref,static:search,default+search"
 REF_SEED = 1000
 
 
@@ -104,6 +109,30 @@ def train(data, name: str, params: dict, weights, seed: int, args, val, curve_po
             "wall_s": time.perf_counter() - t_start}
 
 
+def search_job(args) -> Path:
+    """The quickstart's search on this benchmark's prepared data (cached: a finished job is not re-run)."""
+    from mixopt.config import load_job_config
+    from mixopt.search import run_search
+
+    cfg = load_job_config(f"{args.work}/job.yaml")
+    cfg.workspace, cfg.tokenizer.vocab_size = f"{args.work}/ws", 512  # the data this benchmark trains on
+    cfg.name = f"search-{args.search_strategy}-t{args.search_tokens}"
+    cfg.proxy = cfg.proxy.model_copy(update={"preset": "dense-tiny", "tokens": args.search_tokens,
+                                             "seq_len": args.seq, "batch_size": args.batch, "eval_points": 3,
+                                             "eval_tokens": 2048})
+    cfg.search = cfg.search.model_copy(update={"strategy": args.search_strategy, "n_init": 6, "batch_size": 2,
+                                               "cpus_per_proxy": 1})
+    cfg.budget = cfg.budget.model_copy(update={"runs": 12, "wall_seconds": None})
+    cfg.constraints = cfg.constraints.model_copy(update={"max_weight": 0.6})
+    cfg.tracking = cfg.tracking.model_copy(update={"uri": f"sqlite:///{Path(args.work).resolve()}/mlflow.db"})
+    cfg.ray = cfg.ray.model_copy(update={"num_cpus": 2})
+    res = run_search(cfg, progress=False)
+    p = res.proposal
+    print(f"search {cfg.name}: proposal {json.dumps({d: round(w, 3) for d, w in p.weights.items()})}; "
+          f"reference curves for {sorted(p.reference_curves or {})}", flush=True)
+    return cfg.job_dir
+
+
 def cached(path: Path, fn):
     if path.exists():
         return json.loads(path.read_text())
@@ -122,10 +151,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--update-every", type=int, default=20)
     ap.add_argument("--eval-tokens", type=int, default=16384, help="held-out tokens per domain")
-    ap.add_argument("--methods", default=METHODS, help="comma list; name[@{json params}]; default+ref")
+    ap.add_argument("--methods", default=METHODS,
+                    help="comma list; name[@{json params}]; default+ref, static:search, <mixer>+search")
     ap.add_argument("--default", default="default", help="the mixer behind 'default' / 'default+ref'")
     ap.add_argument("--static", default=None, help='JSON {domain: weight}; default: natural token shares')
     ap.add_argument("--work", default="/tmp/mixopt_bench_online_real", help="demo corpus + tokenizer cache")
+    ap.add_argument("--search-tokens", type=int, default=65_536, help="tokens per proxy of the search")
+    ap.add_argument("--search-strategy", default="bo")
     ap.add_argument("--out", default="experiments/out/online-real")
     ap.add_argument("--progress", type=int, default=500, help="print every N steps (0 = off)")
     ap.add_argument("--report-only", action="store_true", help="tabulate the cached runs only")
@@ -147,20 +179,29 @@ def main() -> None:
         n = np.array([c[0] for c in run["curve"]])
         law = fit_power_law(n, np.array([c[1] for c in run["curve"]])).as_tokens()
         ref = {d: (float(law["E"][i]), float(law["B"][i]), float(law["beta"][i])) for i, d in enumerate(data.domains)}
+    job = None
+    if any(m.endswith("+search") or m == "static:search" for m in methods):
+        job = search_job(args)
+        searched = json.loads((job / "proposal.json").read_text())["weights"]
     results: dict[str, list[dict]] = {m: [] for m in methods}
     if not args.report_only:
         for seed in range(args.seed_offset, args.seed_offset + args.seeds):
             for m in methods:
-                name, _, js = m.removesuffix("+ref").partition("@")
+                name, _, js = m.removesuffix("+ref").removesuffix("+search").partition("@")
                 params = json.loads(js) if js else {}
                 w = None
                 if m == "static":
                     w = static
+                elif m == "static:search":
+                    name, w = "static", searched
                 elif m.endswith("+ref"):
                     params, w = {**params, "reference": ref}, static
+                elif m.endswith("+search"):
+                    params = {**params, "reference": str(job), "reference_tokens": args.tokens}
+                    w = searched
                 if name == "default":
                     name = args.default
-                safe = m.replace("/", "_").replace(" ", "")
+                safe = m.replace("/", "_").replace(" ", "").replace(":", "_")
                 t0 = time.perf_counter()
                 r = cached(out / "runs" / tag / f"{safe}-s{seed}.json",
                            lambda name=name, params=params, w=w, seed=seed: train(data, name, params, w, seed, args, val))
@@ -169,7 +210,7 @@ def main() -> None:
                       + f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
     for m in methods:
         for seed in range(args.seed_offset, args.seed_offset + args.seeds):
-            p = out / "runs" / tag / f"{m.replace('/', '_').replace(' ', '')}-s{seed}.json"
+            p = out / "runs" / tag / f"{m.replace('/', '_').replace(' ', '').replace(':', '_')}-s{seed}.json"
             if p.exists():
                 results[m].append(json.loads(p.read_text()))
     report(results, data.domains, args, out, static, ref)

@@ -50,7 +50,10 @@ class Proposal:
     baselines: the same model's view of reference mixtures (``prior``, ``uniform``, ``best_run``: each
     ``{weights, predicted, std, observed, ...}``). trust: how far to trust it (:func:`mixopt.trust.assess`:
     ``level`` high / medium / low, ``warnings``, ``recommendation``, ``fallback``). context: where the
-    proposal was made (a search adds its fidelity, key and confirmation run).
+    proposal was made (a search adds its fidelity, key and confirmation run). reference_curves:
+    ``{domain: [E, B, beta]}``, each domain's predicted loss ``E + B n^-beta`` after ``n`` total training
+    tokens of these weights at the target model (:func:`mixopt.curves.curve_laws`; a search writes them when
+    its runs have eval curves), the curves an online mixer's ``reference=`` follows.
     """
 
     weights: dict[str, float]
@@ -73,6 +76,7 @@ class Proposal:
     baselines: dict[str, dict] = field(default_factory=dict)
     trust: dict = field(default_factory=dict)
     context: dict = field(default_factory=dict)
+    reference_curves: dict[str, list[float]] | None = None
 
     def vector(self, domains) -> np.ndarray:
         """``(k,)`` the weights in the order of ``domains``."""

@@ -43,6 +43,8 @@ FORBIDDEN = {
                         "mixopt.surrogates", "mixopt.replay", "mixopt.online", "mixopt.config"],
     "mixopt.surrogates": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.strategies",
                           "mixopt.replay", "mixopt.online", "mixopt.config", "mixopt.acquisition"],
+    "mixopt.curves": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.strategies",
+                      "mixopt.replay", "mixopt.online", "mixopt.config", "mixopt.acquisition"],
     "mixopt.acquisition": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.strategies",
                            "mixopt.replay", "mixopt.online", "mixopt.config"],
     "mixopt.strategies": [*UPPER, "mixopt.data", "mixopt.proxies", "mixopt.kernels", "mixopt.replay",

@@ -13,13 +13,21 @@ Accepted forms (:func:`load_reference`):
   :func:`mixopt.online.power_law.fit_power_law` (``law.as_tokens()``).
 * ``{domain: loss}``: a flat target (``B = 0``), the same as the older ``reference_loss=``.
 * a search job's proposal (the path of its ``proposal.json``, the job directory, or the
-  :class:`~mixopt.proposal.Proposal`): its ``predicted_targets`` (``{domain: loss}``) are taken as the loss
-  each domain should have **at the end of training** (``total_tokens`` tokens: the
-  ``reference_tokens`` parameter, else the proposal's ``context.fidelity.tokens``), and the curve before
-  that follows a default shape ``L(n) = L_T + B (n^-beta0 - N_T^-beta0)`` with ``beta0 = 0.3``; ``B`` is
-  set from the first loss the mixer observes for the domain, so every domain starts on its curve. The
-  search does not write per-domain curve laws yet; the targets are only as good as the proxy's transfer
-  to the run at hand (a proxy searched at a much smaller scale predicts losses a larger model beats).
+  :class:`~mixopt.proposal.Proposal`):
+
+  - its ``reference_curves`` (``{domain: [E, B, beta]}``, written by the search from its runs' eval curves,
+    :func:`mixopt.curves.curve_laws`): the proxy's predicted curve for the proposed mixture, which ends at
+    the proposal's per-domain prediction after ``N_P`` tokens (``context.fidelity.tokens``). With
+    ``reference_tokens`` ``N`` (this run's length, when it differs) the curve is stretched in time so
+    that it ends after ``N`` tokens instead: ``L(n) = law(n * N_P / N)``;
+  - else (a proposal from runs without eval curves) its ``predicted_targets`` (``{domain: loss}``) are
+    taken as the loss each domain should have **at the end of training** (``reference_tokens``, else
+    ``N_P``), and the curve before that follows a default shape
+    ``L(n) = L_T + B (n^-beta0 - N_T^-beta0)`` with ``beta0 = 0.3``; ``B`` is set from the first loss the
+    mixer observes for the domain, so every domain starts on its curve.
+
+  Either way the targets are only as good as the proxy's transfer to the run at hand (a proxy searched at
+  a much smaller scale predicts losses a larger model beats).
 
 Domains missing from the reference have no target (their lag is 0: they are never rewarded for it).
 
@@ -104,7 +112,38 @@ def _domain_of(target: str, domains: Sequence[str]) -> str | None:
     return None
 
 
+def _from_curves(prop: dict, path: str, domains: list[str], total_tokens: float | None) -> ReferenceCurves:
+    """A proposal's ``reference_curves``, stretched to end after ``total_tokens`` when given."""
+    own = ((prop.get("context") or {}).get("fidelity") or {}).get("tokens")
+    stretch = 1.0
+    if total_tokens is not None and own:
+        if float(total_tokens) <= 0:
+            raise MixerError(f"reference_tokens must be > 0, got {total_tokens}")
+        stretch = float(own) / float(total_tokens)
+    k = len(domains)
+    E, B, beta = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
+    for name, law in prop["reference_curves"].items():
+        d = _domain_of(str(name), domains)
+        if d is None:
+            continue
+        try:
+            e, b, be = (float(x) for x in law)
+        except (TypeError, ValueError):
+            raise MixerError(f"reference: {path}: reference_curves[{name!r}] is not [E, B, beta]: {law!r}") from None
+        if not all(np.isfinite([e, b, be])) or b < 0 or be < 0:
+            raise MixerError(f"reference: {path}: reference_curves[{name!r}] needs finite E and B, beta >= 0, "
+                             f"got {law!r}")
+        i = domains.index(d)
+        E[i], B[i], beta[i] = e, b * stretch**-be, be
+    if np.isnan(E).all():
+        raise MixerError(f"reference: none of the reference_curves {sorted(prop['reference_curves'])} of {path} "
+                         f"names a domain of {domains}")
+    return ReferenceCurves(E, B, beta)
+
+
 def _from_proposal(prop: Any, path: str, domains: list[str], total_tokens: float | None) -> ReferenceCurves:
+    if isinstance(prop, dict) and prop.get("reference_curves"):
+        return _from_curves(prop, path, domains, total_tokens)
     targets = prop.get("predicted_targets") if isinstance(prop, dict) else None
     if not targets:
         raise MixerError(f"reference: {path} has no predicted_targets (the search's model did not "

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mixopt.curves import proposal_curves
+from mixopt.errors import MixoptError
 from mixopt.proposal import Proposal
 from mixopt.search.phases import PhaseClock
 from mixopt.search.space import SearchSpace, make_job_strategy
@@ -37,13 +39,24 @@ def proposal_key(cfg, runs: list[RunEntry]) -> str:
     return hashlib.sha256(json.dumps([counted, settings], sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _reference_curves(table, space: SearchSpace, p: Proposal, tokens: float, seed: int) -> dict | None:
+    """The proposal's per-domain learning curves (:func:`mixopt.curves.proposal_curves`); ``None`` (with a
+    warning) when the fit fails: a curve never costs the proposal."""
+    try:
+        return proposal_curves(table, p.vector(space.domains), predicted=p.predicted_targets, tokens=float(tokens),
+                               seed=seed)
+    except (MixoptError, ValueError, np.linalg.LinAlgError) as e:
+        log.warning("no reference curves in the proposal: %s", e)
+        return None
+
+
 def build_proposal(cfg, state: JobState, space: SearchSpace, *, plots: bool = True,
                    strategy=None, clock=None) -> tuple[Proposal | None, list[Path]]:
     """Recommend, compare, write ``proposal.json`` (+ plots); reuse the file when its key is current.
 
     strategy: the search's own strategy object (reuses its fitted model); default a fresh one.
     clock: a :class:`~mixopt.search.phases.PhaseClock` that times the phases "final fit" (recommend),
-    "baseline predictions" (prior, uniform, best run), "trust report" and "plots".
+    "baseline predictions" (prior, uniform, best run), "trust report", "reference curves" and "plots".
     Returns ``(None, [])`` (with a warning) before any successful run.
     """
     key = proposal_key(cfg, state.runs)
@@ -79,6 +92,8 @@ def build_proposal(cfg, state: JobState, space: SearchSpace, *, plots: bool = Tr
             "observed": float(y[at[-1]]) if at.size else None,
         }
     fid = cfg.proxy.fidelity_list()[-1]
+    with clock("reference curves"):
+        p.reference_curves = _reference_curves(table, space, p, fid.tokens, cfg.seed)
     p.baselines["best_run"] |= {"run_id": table.run_ids[best], "observed": float(y[best]),
                                 "at_target": bool(target[best])}
     p.context |= {"key": key, "fidelity": {"preset": fid.preset, "tokens": fid.tokens},

@@ -126,6 +126,9 @@ def format_proposal(p) -> str:
     out.append("  " + "observed".ljust(width) + "".join(f"{_num(b.get('observed')):>14}" for _, b in cols))
     if p.active_constraints:
         out.append(f"  active constraints: {p.active_constraints}")
+    if p.reference_curves:
+        out.append(f"  learning curves for {len(p.reference_curves)} domain(s) in proposal.json: train with "
+                   "make_mixer('default', domains, initial_weights=..., reference=<job dir>) to follow them")
     return "\n".join(out)
 
 

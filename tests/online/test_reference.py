@@ -105,3 +105,33 @@ def test_job_directory_and_proposal_object_give_the_proposal_file_curves(tmp_pat
     np.testing.assert_allclose(by_obj.loss(1_000_000), [2.0, 3.0])
     with pytest.raises(MixerError, match="cannot read proposal"):
         load_reference(tmp_path / "empty-job", ["a", "b"])
+
+
+def test_proposal_curves_from_the_search_are_followed_and_stretched(tmp_path):
+    path = tmp_path / "proposal.json"
+    path.write_text(json.dumps({"weights": {"a": 0.5, "b": 0.5}, "predicted_targets": {"a": 2.0, "b": 3.0},
+                                "reference_curves": {"a": [1.0, 100.0, 0.5], "b": [3.0, 0.0, 0.0]},
+                                "context": {"fidelity": {"preset": "dense-tiny", "tokens": 10_000}}}))
+    ref = load_reference(path, ["a", "b", "c"])
+    np.testing.assert_allclose(ref.loss(10_000)[:2], [2.0, 3.0])  # the law itself, no calibration needed
+    np.testing.assert_allclose(ref.loss(2_500)[:2], [3.0, 3.0])
+    assert np.isnan(ref.loss(10_000)[2])
+    ref.calibrate(np.array([9.0, 9.0, 9.0]), 100)  # a law is not re-anchored to the first loss seen
+    np.testing.assert_allclose(ref.loss(10_000)[:2], [2.0, 3.0])
+    longer = load_reference(path, ["a", "b"], total_tokens=40_000)  # this run is 4x the proxy's tokens
+    np.testing.assert_allclose(longer.loss(40_000), [2.0, 3.0])  # it ends where the proxy's curve ends
+    np.testing.assert_allclose(longer.loss(10_000), ref.loss(2_500)[:2])
+
+
+@pytest.mark.parametrize("curves, match", [
+    ({"a": [1.0, -5.0, 0.5]}, "B, beta >= 0"),
+    ({"a": "steep"}, "is not \\[E, B, beta\\]"),
+    ({"zzz": [1.0, 1.0, 0.5]}, "names a domain"),
+])
+def test_bad_proposal_curves_are_a_one_line_error(tmp_path, curves, match):
+    path = tmp_path / "proposal.json"
+    path.write_text(json.dumps({"weights": {"a": 1.0}, "reference_curves": curves,
+                                "context": {"fidelity": {"tokens": 10_000}}}))
+    with pytest.raises(MixerError, match=match) as e:
+        make_mixer("default", ["a", "b"], reference=path)
+    assert "\n" not in str(e.value)

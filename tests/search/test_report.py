@@ -54,6 +54,9 @@ def test_proposal_table_compares_with_prior_uniform_and_best():
     assert lines["a"] == ["0.7000", "0.4000", "0.5000", "0.6000"]
     assert lines["predicted"] == ["3.5000", "3.8000", "3.7000", "-"]
     assert lines["observed"] == ["-", "-", "3.7200", "3.6000"]
+    assert "learning curves" not in text  # no curves in this proposal: nothing promised
+    p.reference_curves = {"a": [2.0, 50.0, 0.3], "b": [2.5, 40.0, 0.3]}
+    assert "learning curves for 2 domain(s) in proposal.json" in format_proposal(p)
 
 
 def test_a_revealed_proposal_says_which_run_it_is_and_that_there_is_no_model():

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from mixopt.cli import main
 from mixopt.data import load_prepared
+from mixopt.online import make_mixer
 from mixopt.replay import Pool, replay
 from mixopt.search import SearchSpace, read_runs, run_search
 from mixopt.search.loop import _run_seed
@@ -37,7 +38,7 @@ def _children(cfg, parent_run_id: str):
 
 
 def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tmp_path, capsys):
-    cfg = tiny_job("e2e", search={"strategy": "bo", "n_init": 3}, budget={"runs": 4})
+    cfg = tiny_job("e2e", search={"strategy": "bo", "n_init": 3}, budget={"runs": 4}, proxy={"eval_points": 3})
     res = run_search(cfg, progress=False)
     runs = read_runs(cfg.job_dir / "runs.jsonl")
     assert len(runs) == 4
@@ -58,12 +59,23 @@ def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tm
     assert math.isfinite(p.baselines["prior"]["predicted"]) and math.isfinite(p.baselines["uniform"]["predicted"])
     assert p.baselines["best_run"]["observed"] == pytest.approx(min(r.objective for r in runs))
     assert json.loads((cfg.job_dir / "proposal.json").read_text())["weights"] == p.weights
+    # each domain's learning curve for the proposed mixture (bo's GP predicts the objective only, so the
+    # curves end where the runs' own curves say), and the online mixer given the job directory follows them
+    tokens = cfg.proxy.fidelity_list()[-1].tokens
+    assert p.predicted_targets is None and set(p.reference_curves) == set(domains)
+    ends = np.array([E + B * tokens**-beta for E, B, beta in (p.reference_curves[d] for d in domains)])
+    seen = np.array([[r.final_loss[d] for d in domains] for r in runs])
+    assert (ends > seen.min(axis=0) - 0.2).all() and (ends < seen.max(axis=0) + 0.2).all()
+    ref = make_mixer("default", domains, reference=cfg.job_dir).reference
+    np.testing.assert_allclose(ref.loss(tokens), ends, rtol=1e-12)
+    assert (ref.loss(tokens / 8) > ref.loss(tokens)).all()
     assert {x.name for x in res.plots} == {"cv_predicted_vs_actual.png", "proposal_vs_prior.png",
                                            "best_vs_budget.png", "runs_by_source.png"}  # one fidelity
     assert all(x.stat().st_size > 1000 for x in res.plots)
     # where the session's time went: the proxies ran after the data check, the final fit after the last result
     ph = res.phases
-    assert {"preflight", "data", "worker warm-up", "proxies", "final fit", "trust report", "plots"} <= set(ph)
+    assert {"preflight", "data", "worker warm-up", "proxies", "final fit", "trust report", "reference curves",
+            "plots"} <= set(ph)
     assert ph["preflight"]["end_s"] <= ph["data"]["start_s"] <= ph["proxies"]["start_s"]
     assert ph["final fit"]["start_s"] >= ph["proxies"]["end_s"] and all(p["s"] >= 0 for p in ph.values())
 
