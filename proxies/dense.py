@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mixopt.kernels.linear import linear
 from mixopt.proxies.config import ProxyConfig
 
 __all__ = ["Attention", "Block", "ModelOutput", "RMSNorm", "Rotary", "SwiGLU", "Transformer"]
@@ -63,7 +64,7 @@ class Transformer(nn.Module):
 
     def forward(self, idx_BT: torch.Tensor) -> ModelOutput:
         h_BTD, aux = self.features(idx_BT)
-        return ModelOutput(self.head(h_BTD), aux)
+        return ModelOutput(linear(h_BTD, self.head.weight), aux)
 
     def features(self, idx_BT: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(final-normed hidden states h_BTD, aux loss): everything but the output head, so a fused
@@ -111,12 +112,12 @@ class Attention(nn.Module):
 
     def forward(self, x_BTD, cos_TK, sin_TK) -> torch.Tensor:
         B, T, D = x_BTD.shape
-        qkv_BT3HK = self.qkv(x_BTD).view(B, T, 3, self.n_heads, self.head_dim)
+        qkv_BT3HK = linear(x_BTD, self.qkv.weight).view(B, T, 3, self.n_heads, self.head_dim)
         qk_BH2TK = apply_rotary(qkv_BT3HK[:, :, :2].transpose(1, 3), cos_TK, sin_TK)  # q and k in one go
         q_BHTK, k_BHTK = qk_BH2TK.unbind(2)
         v_BHTK = qkv_BT3HK[:, :, 2].transpose(1, 2)
         y_BHTK = F.scaled_dot_product_attention(q_BHTK, k_BHTK, v_BHTK, is_causal=True)
-        return self.proj(y_BHTK.transpose(1, 2).reshape(B, T, D))
+        return linear(y_BHTK.transpose(1, 2).reshape(B, T, D), self.proj.weight)
 
 
 class SwiGLU(nn.Module):
@@ -128,8 +129,8 @@ class SwiGLU(nn.Module):
         self.w_down = nn.Linear(d_ff, d_model, bias=False)
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
-        gate_BTF, up_BTF = self.w_gate_up(x_BTD).chunk(2, dim=-1)
-        return self.w_down(F.silu(gate_BTF) * up_BTF)
+        gate_BTF, up_BTF = linear(x_BTD, self.w_gate_up.weight).chunk(2, dim=-1)
+        return linear(F.silu(gate_BTF) * up_BTF, self.w_down.weight)
 
 
 class RMSNorm(nn.Module):

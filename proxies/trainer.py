@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixopt.errors import MixoptError
-from mixopt.kernels import linear_cross_entropy, resolve_impl, resolve_lce_impl
+from mixopt.kernels import linear_cross_entropy, resolve_impl, resolve_lce_impl, resolve_linear_impl
 from mixopt.proxies.config import ProxyConfig, TrainSettings
 from mixopt.proxies.dense import Transformer
 from mixopt.proxies.moe import MoEFeedForward, MoETransformer
@@ -116,6 +116,7 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
         fused_head = not use_compile and not use_bf16 and resolve_lce_impl(
             "auto", model.head.weight[:1], model.head.weight) == "chunked"
         record.extra["fused_head"] = fused_head
+        record.extra["linear_impl"] = resolve_linear_impl("auto", model.head.weight[:1], model.head.weight)
         optimizer = _make_optimizer(model, settings, dev)
         sampler = MixtureSampler(data, w, seq_len=T, batch_size=B, seed=seed, max_epochs=settings.max_epochs,
                                  on_epoch_cap=settings.on_epoch_cap)
