@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from mixopt.kernels.errors import KernelError
+from mixopt.kernels.linear import matmul_nt, resolve_linear_impl
 
 __all__ = ["LCE_IMPLS", "linear_cross_entropy", "resolve_lce_impl"]
 
@@ -89,10 +90,11 @@ def _ineligible(h_ND: torch.Tensor, w_VD: torch.Tensor) -> str:
 def _row_losses(h_ND, w_VD, target_N, rows: int) -> torch.Tensor:
     """(N,) losses, one chunk of logits at a time."""
     out_N = h_ND.new_empty(h_ND.shape[0])
+    mm = resolve_linear_impl("auto", h_ND, w_VD)
     for s in range(0, h_ND.shape[0], rows):
-        z_CV = h_ND[s:s + rows] @ w_VD.T
+        z_CV = matmul_nt(h_ND[s:s + rows], w_VD, impl=mm)
         t_C1 = target_N[s:s + rows, None]
-        out_N[s:s + rows] = torch.logsumexp(z_CV, dim=-1) - z_CV.gather(1, t_C1).squeeze(1)
+        out_N[s:s + rows] = -torch.log_softmax(z_CV, dim=-1).gather(1, t_C1).squeeze(1)
     return out_N
 
 
@@ -102,23 +104,29 @@ class _ChunkedLinearCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h_ND, w_VD, target_N, rows: int, mean: bool):  # noqa: D401
         N, V = h_ND.shape[0], w_VD.shape[0]
+        mm = resolve_linear_impl("auto", h_ND, w_VD)              # the matmuls through oneDNN where it runs
         grad_h_ND = torch.empty_like(h_ND) if ctx.needs_input_grad[0] else None
-        grad_w_VD = torch.zeros_like(w_VD) if ctx.needs_input_grad[1] else None
+        grad_wT_DV = w_VD.new_zeros(w_VD.shape[::-1]) if ctx.needs_input_grad[1] else None
         total = torch.zeros((), dtype=torch.float64)
         for s in range(0, N, rows):
             h_CD, t_C = h_ND[s:s + rows], target_N[s:s + rows]
-            z_CV = h_CD @ w_VD.T                                  # logits of this chunk only
-            max_C1 = z_CV.amax(dim=-1, keepdim=True)
+            z_CV = matmul_nt(h_CD, w_VD, impl=mm)                 # logits of this chunk only
+            max_C = z_CV.amax(dim=-1)
             z_target_C = z_CV.gather(1, t_C[:, None]).squeeze(1)
-            p_CV = z_CV.sub_(max_C1).exp_()                       # in place: unnormalised softmax
-            sum_C1 = p_CV.sum(dim=-1, keepdim=True)
-            total += (max_C1.squeeze(1) + sum_C1.squeeze(1).log() - z_target_C).sum(dtype=torch.float64)
-            p_CV.div_(sum_C1)                                     # softmax
+            p_CV = torch.softmax(z_CV, dim=-1)
+            # logsumexp from the softmax: at the argmax p = exp(0) / sum exp(z - max), so
+            # lse = max + log(sum) = max - log(max p), with max p >= 1/V (no underflow). torch.softmax's
+            # vectorised exp is ~4x faster than a separate exp_ (which goes to MKL's VML on x86)
+            total += (max_C - p_CV.amax(dim=-1).log() - z_target_C).sum(dtype=torch.float64)
             p_CV.view(-1)[torch.arange(t_C.shape[0]) * V + t_C] -= 1.0   # d loss / d logits = p - onehot
             if grad_h_ND is not None:
-                torch.mm(p_CV, w_VD, out=grad_h_ND[s:s + rows])
-            if grad_w_VD is not None:
-                grad_w_VD.addmm_(p_CV.T, h_CD)
+                grad_h_ND[s:s + rows] = matmul_nt(p_CV, w_VD.t(), impl=mm)
+            if grad_wT_DV is not None:                          # (D, V): oneDNN's faster orientation
+                if mm == "onednn":
+                    grad_wT_DV += matmul_nt(h_CD.t(), p_CV.t(), impl=mm)
+                else:
+                    grad_wT_DV.addmm_(h_CD.T, p_CV)
+        grad_w_VD = None if grad_wT_DV is None else grad_wT_DV.t().contiguous()
         scale = 1.0 / max(1, N) if mean else 1.0
         ctx.save_for_backward(grad_h_ND, grad_w_VD)
         ctx.scale = scale

@@ -27,9 +27,11 @@ def _loss_and_grads(fn, h, w, t):
     return loss.detach(), h.grad.clone(), w.grad.clone()
 
 
+@pytest.mark.parametrize("matmuls", ["auto", "reference"])  # the chunks' matmuls: oneDNN where it runs, or torch.mm
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 @pytest.mark.parametrize("rows", [1, 5, 16, 37, 100])
-def test_chunked_matches_the_logits_path_in_loss_and_gradients(reduction, rows):
+def test_chunked_matches_the_logits_path_in_loss_and_gradients(reduction, rows, matmuls, monkeypatch):
+    monkeypatch.setenv("MIXOPT_LINEAR_IMPL", "" if matmuls == "auto" else matmuls)
     h, w, t = _inputs()
     ref = _loss_and_grads(lambda a, b, c: F.cross_entropy(a @ b.T, c, reduction=reduction), h, w, t)
     got = _loss_and_grads(lambda a, b, c: linear_cross_entropy(a, b, c, reduction=reduction, impl="chunked",
