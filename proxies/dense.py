@@ -144,21 +144,24 @@ class RMSNorm(nn.Module):
 
 
 class Rotary(nn.Module):
-    """Rotary position tables: cos/sin of shape (T, K/2) for the first T positions."""
+    """Rotary position tables for the first T positions, (T, K) each: ``cos`` twice over the head dim's two
+    halves, and ``sin`` with the first half negated (the sign of the rotation, so no op applies it)."""
 
     def __init__(self, head_dim: int, max_seq_len: int, theta: float) -> None:
         super().__init__()
         inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
         angles_TK = torch.outer(torch.arange(max_seq_len, dtype=torch.float32), inv_freq)
-        self.register_buffer("cos_TK", angles_TK.cos(), persistent=False)
-        self.register_buffer("sin_TK", angles_TK.sin(), persistent=False)
+        cos, sin = angles_TK.cos(), angles_TK.sin()
+        self.register_buffer("cos_TK", torch.cat((cos, cos), dim=-1), persistent=False)
+        self.register_buffer("sin_TK", torch.cat((-sin, sin), dim=-1), persistent=False)
 
     def forward(self, T: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.cos_TK[:T], self.sin_TK[:T]
 
 
 def apply_rotary(x_BHTK: torch.Tensor, cos_TK: torch.Tensor, sin_TK: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (first half, second half) of each head dim by position-dependent angles."""
+    """Rotate pairs (first half, second half) of each head dim by position-dependent angles:
+    ``(x1 cos - x2 sin, x1 sin + x2 cos)``, as ``x * cos + (x2, x1) * sin`` with :class:`Rotary`'s signed
+    tables (the same fp32 values; 2 multiplies, an add and a cat instead of 4, 2 and a cat)."""
     x1, x2 = x_BHTK.chunk(2, dim=-1)
-    cos, sin = cos_TK.to(x_BHTK.dtype), sin_TK.to(x_BHTK.dtype)
-    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return x_BHTK * cos_TK.to(x_BHTK.dtype) + torch.cat((x2, x1), dim=-1) * sin_TK.to(x_BHTK.dtype)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mixopt.proxies import ProxyConfig, build_model
+from mixopt.proxies.dense import Rotary, apply_rotary
 from mixopt.proxies.moe import MoEFeedForward, Router, router_losses
 
 
@@ -121,3 +122,14 @@ def test_moe_under_bf16_autocast_runs_experts_in_bf16_and_stays_close_to_fp32():
         out = model(idx)
     assert out.logits_BTV.dtype == torch.bfloat16 and out.aux_loss.dtype == torch.float32
     torch.testing.assert_close(out.logits_BTV.float(), ref, rtol=0.05, atol=0.05)
+
+
+def test_rotary_is_the_pairwise_rotation_by_position_dependent_angles():
+    K, T, theta = 8, 5, 10_000.0
+    x = torch.randn(2, 3, T, K, generator=torch.Generator().manual_seed(0))
+    angles = torch.outer(torch.arange(T, dtype=torch.float32),
+                         1.0 / theta ** (torch.arange(0, K, 2, dtype=torch.float32) / K))
+    cos, sin = angles.cos(), angles.sin()
+    x1, x2 = x.chunk(2, dim=-1)
+    expected = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    assert torch.equal(apply_rotary(x, *Rotary(K, 16, theta)(T)), expected)  # same fp32 values, not just close
