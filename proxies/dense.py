@@ -121,7 +121,12 @@ class Attention(nn.Module):
 
 
 class SwiGLU(nn.Module):
-    """``w_down(silu(x W_gate) * (x W_up))`` with the gate and up projections fused in one matmul."""
+    """``w_down(silu(x W_gate) * (x W_up))``, the gate and up projections stored as one weight.
+
+    On a GPU they run as one fused matmul. On CPU they run as two matmuls on the weight's two row blocks:
+    silu and the product then read contiguous rows instead of the strided halves of one fused output
+    (silu alone ~2x faster; dense-tiny training step x1.02-1.04 CPU time, interleaved A/B).
+    """
 
     def __init__(self, d_model: int, d_ff: int) -> None:
         super().__init__()
@@ -129,7 +134,11 @@ class SwiGLU(nn.Module):
         self.w_down = nn.Linear(d_ff, d_model, bias=False)
 
     def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
-        gate_BTF, up_BTF = linear(x_BTD, self.w_gate_up.weight).chunk(2, dim=-1)
+        if x_BTD.device.type == "cpu":
+            w_gate_FD, w_up_FD = self.w_gate_up.weight.chunk(2, dim=0)
+            gate_BTF, up_BTF = linear(x_BTD, w_gate_FD), linear(x_BTD, w_up_FD)
+        else:
+            gate_BTF, up_BTF = linear(x_BTD, self.w_gate_up.weight).chunk(2, dim=-1)
         return linear(F.silu(gate_BTF) * up_BTF, self.w_down.weight)
 
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from mixopt.proxies import ProxyConfig, build_model
-from mixopt.proxies.dense import Rotary, apply_rotary
+from mixopt.proxies.dense import Rotary, SwiGLU, apply_rotary
 from mixopt.proxies.moe import MoEFeedForward, Router, router_losses
 
 
@@ -133,3 +133,19 @@ def test_rotary_is_the_pairwise_rotation_by_position_dependent_angles():
     x1, x2 = x.chunk(2, dim=-1)
     expected = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     assert torch.equal(apply_rotary(x, *Rotary(K, 16, theta)(T)), expected)  # same fp32 values, not just close
+
+
+def test_swiglu_matches_the_fused_formula_in_output_and_gradients():
+    torch.manual_seed(0)
+    ffn = SwiGLU(16, 24)
+    x = torch.randn(3, 5, 16, requires_grad=True)
+    up = torch.randn(3, 5, 16)
+    ffn(x).backward(up)
+    got = (x.grad.clone(), ffn.w_gate_up.weight.grad.clone(), ffn.w_down.weight.grad.clone())
+    x.grad, ffn.w_gate_up.weight.grad, ffn.w_down.weight.grad = None, None, None
+    gate, u = (x @ ffn.w_gate_up.weight.T).chunk(2, dim=-1)
+    y = (F.silu(gate) * u) @ ffn.w_down.weight.T
+    y.backward(up)
+    torch.testing.assert_close(ffn(x), y)
+    for g, r in zip(got, (x.grad, ffn.w_gate_up.weight.grad, ffn.w_down.weight.grad), strict=True):
+        torch.testing.assert_close(g, r)
