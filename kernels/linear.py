@@ -11,7 +11,9 @@ Implementations of ``linear(x, w)`` = ``x @ w.T`` (differentiable in both argume
 - ``"reference"``: ``F.linear``.
 - ``"onednn"``: ``torch.ops.mkldnn._linear_pointwise`` for the forward and for both backward matmuls
   (a custom autograd function). fp32 tensors on CPU, with oneDNN in this torch build and enabled.
-- ``"auto"``: ``"onednn"`` where eligible, else ``"reference"``.
+- ``"auto"``: ``"onednn"`` where eligible and the product has at least 2**20 multiply-adds
+  (M * K * N), else ``"reference"``: a oneDNN call costs ~15 us more than ``torch.mm`` whatever its size,
+  which the faster kernels win back from about 1M multiply-adds on (measured, M = 1..1024 rows).
 
 Force one with ``linear(..., impl=...)`` or the ``MIXOPT_LINEAR_IMPL`` environment variable (read when
 ``impl="auto"``). ``matmul_nt(a, b)`` is the same ``a @ b.T`` without autograd, for kernels that do
@@ -35,6 +37,7 @@ from mixopt.kernels.errors import KernelError
 __all__ = ["LINEAR_IMPLS", "linear", "matmul_nt", "onednn_available", "resolve_linear_impl"]
 
 LINEAR_IMPLS = ("reference", "onednn")
+_ONEDNN_MIN_MACS = 1 << 20  # "auto" below this: torch.mm (see the module docstring)
 
 
 @functools.cache
@@ -66,14 +69,15 @@ def _ineligible(x: torch.Tensor, w: torch.Tensor) -> str:
 
 
 def resolve_linear_impl(impl: str, x: torch.Tensor, w: torch.Tensor) -> str:
-    """The implementation that will run; a forced ``"onednn"`` that cannot run raises ``KernelError``."""
+    """The implementation that will run for ``x @ w.T`` (x: (..., K), w: (N, K)); a forced ``"onednn"`` that
+    cannot run raises ``KernelError``."""
     if impl == "auto":
         impl = os.environ.get("MIXOPT_LINEAR_IMPL", "").strip() or "auto"
     if impl not in LINEAR_IMPLS + ("auto",):
         raise KernelError(f"unknown linear implementation {impl!r}; choose one of {LINEAR_IMPLS + ('auto',)}")
     why = _ineligible(x, w)
     if impl == "auto":
-        return "reference" if why else "onednn"
+        return "reference" if why or x.numel() * w.shape[0] < _ONEDNN_MIN_MACS else "onednn"
     if impl == "onednn" and why:
         raise KernelError(f"linear 'onednn' is not available here: {why}")
     return impl

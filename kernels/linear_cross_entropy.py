@@ -90,7 +90,7 @@ def _ineligible(h_ND: torch.Tensor, w_VD: torch.Tensor) -> str:
 def _row_losses(h_ND, w_VD, target_N, rows: int) -> torch.Tensor:
     """(N,) losses, one chunk of logits at a time."""
     out_N = h_ND.new_empty(h_ND.shape[0])
-    mm = resolve_linear_impl("auto", h_ND, w_VD)
+    mm = resolve_linear_impl("auto", h_ND[:rows], w_VD)
     for s in range(0, h_ND.shape[0], rows):
         z_CV = matmul_nt(h_ND[s:s + rows], w_VD, impl=mm)
         t_C1 = target_N[s:s + rows, None]
@@ -104,7 +104,7 @@ class _ChunkedLinearCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h_ND, w_VD, target_N, rows: int, mean: bool):  # noqa: D401
         N, V = h_ND.shape[0], w_VD.shape[0]
-        mm = resolve_linear_impl("auto", h_ND, w_VD)              # the matmuls through oneDNN where it runs
+        mm = resolve_linear_impl("auto", h_ND[:rows], w_VD)       # the chunks' matmuls: oneDNN where it pays
         grad_h_ND = torch.empty_like(h_ND) if ctx.needs_input_grad[0] else None
         grad_wT_DV = w_VD.new_zeros(w_VD.shape[::-1]) if ctx.needs_input_grad[1] else None
         total = torch.zeros((), dtype=torch.float64)

@@ -116,7 +116,8 @@ def train_proxy(config: ProxyConfig, data: Any, weights: Any, *, tokens: int, se
         fused_head = not use_compile and not use_bf16 and resolve_lce_impl(
             "auto", model.head.weight[:1], model.head.weight) == "chunked"
         record.extra["fused_head"] = fused_head
-        record.extra["linear_impl"] = resolve_linear_impl("auto", model.head.weight[:1], model.head.weight)
+        h_probe = model.head.weight.new_empty(B * T, config.d_model)  # the training step's projections
+        record.extra["linear_impl"] = resolve_linear_impl("auto", h_probe, model.head.weight)
         optimizer = _make_optimizer(model, settings, dev)
         sampler = MixtureSampler(data, w, seq_len=T, batch_size=B, seed=seed, max_epochs=settings.max_epochs,
                                  on_epoch_cap=settings.on_epoch_cap)

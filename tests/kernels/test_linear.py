@@ -49,8 +49,9 @@ def test_auto_falls_back_where_onednn_cannot_run_and_the_choice_can_be_forced(mo
         resolve_linear_impl("onednn", x64, w64)
     with pytest.raises(KernelError, match="unknown linear implementation"):
         resolve_linear_impl("blas", x64, w64)
-    x, w = torch.randn(3, 4), torch.randn(2, 4)
+    x, w = torch.randn(256, 64), torch.randn(64, 64)          # 2**20 multiply-adds: big enough for oneDNN
     assert resolve_linear_impl("auto", x, w) == ("onednn" if onednn_available() else "reference")
+    assert resolve_linear_impl("auto", x[:255], w) == "reference"  # below: torch.mm's lower call overhead
     monkeypatch.setenv("MIXOPT_LINEAR_IMPL", "reference")
     assert resolve_linear_impl("auto", x, w) == "reference"
     monkeypatch.delenv("MIXOPT_LINEAR_IMPL")
