@@ -108,12 +108,15 @@ class _ChunkedLinearCE(torch.autograd.Function):
         grad_h_ND = torch.empty_like(h_ND) if ctx.needs_input_grad[0] else None
         grad_wT_DV = w_VD.new_zeros(w_VD.shape[::-1]) if ctx.needs_input_grad[1] else None
         total = torch.zeros((), dtype=torch.float64)
+        # one softmax buffer for all chunks: a fresh one per chunk is mostly fresh pages from the OS (2 MiB,
+        # page-faulted each time); reusing it: dense-tiny training step x1.03-1.05 CPU time, interleaved A/B
+        p_buf_RV = h_ND.new_empty(min(rows, N), V)
         for s in range(0, N, rows):
             h_CD, t_C = h_ND[s:s + rows], target_N[s:s + rows]
             z_CV = matmul_nt(h_CD, w_VD, impl=mm)                 # logits of this chunk only
             max_C = z_CV.amax(dim=-1)
             z_target_C = z_CV.gather(1, t_C[:, None]).squeeze(1)
-            p_CV = torch.softmax(z_CV, dim=-1)
+            p_CV = torch.ops.aten._softmax.out(z_CV, -1, False, out=p_buf_RV[:h_CD.shape[0]])
             # logsumexp from the softmax: at the argmax p = exp(0) / sum exp(z - max), so
             # lse = max + log(sum) = max - log(max p), with max p >= 1/V (no underflow). torch.softmax's
             # vectorised exp is ~4x faster than a separate exp_ (which goes to MKL's VML on x86)
