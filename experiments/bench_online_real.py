@@ -133,6 +133,14 @@ def search_job(args) -> Path:
     return cfg.job_dir
 
 
+def run_path(folder: Path, method: str, seed: int, args) -> Path:
+    """The cache file of one run (a search-informed method's name includes its search)."""
+    safe = method.replace("/", "_").replace(" ", "").replace(":", "_")
+    if method.endswith("+search") or method == "static:search":
+        safe += f"-{args.search_strategy}-t{args.search_tokens}"
+    return folder / f"{safe}-s{seed}.json"
+
+
 def cached(path: Path, fn):
     if path.exists():
         return json.loads(path.read_text())
@@ -197,20 +205,19 @@ def main() -> None:
                 elif m.endswith("+ref"):
                     params, w = {**params, "reference": ref}, static
                 elif m.endswith("+search"):
-                    params = {**params, "reference": str(job), "reference_tokens": args.tokens}
+                    params = {"reference": str(job), "reference_tokens": args.tokens, **params}
                     w = searched
                 if name == "default":
                     name = args.default
-                safe = m.replace("/", "_").replace(" ", "").replace(":", "_")
                 t0 = time.perf_counter()
-                r = cached(out / "runs" / tag / f"{safe}-s{seed}.json",
+                r = cached(run_path(out / "runs" / tag, m, seed, args),
                            lambda name=name, params=params, w=w, seed=seed: train(data, name, params, w, seed, args, val))
                 print(f"[{time.perf_counter() - t_all:6.0f} s] seed {seed} {m}: mean {np.mean(r['final']):.4f}  "
                       + " ".join(f"{d}={x:.3f}" for d, x in zip(data.domains, r["final"], strict=True))
                       + f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
     for m in methods:
         for seed in range(args.seed_offset, args.seed_offset + args.seeds):
-            p = out / "runs" / tag / f"{m.replace('/', '_').replace(' ', '').replace(':', '_')}-s{seed}.json"
+            p = run_path(out / "runs" / tag, m, seed, args)
             if p.exists():
                 results[m].append(json.loads(p.read_text()))
     report(results, data.domains, args, out, static, ref)
