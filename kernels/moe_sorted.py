@@ -12,13 +12,41 @@ backward by hand (SwiGLU derivative included).
 
 Used through ``moe_experts(..., impl="sorted")`` (see ``kernels/moe_experts.py``); on CPU it is what
 ``"auto"`` picks.
+
+The slice matmuls run through oneDNN instead of ``torch.mm`` (MKL) where :mod:`kernels.linear` would use it
+and the average slice has at least 2**23 multiply-adds (``MIXOPT_LINEAR_IMPL`` forces either): on the AMD
+benchmark VM oneDNN is ~2x faster at moe-mid shapes (46M multiply-adds per slice) but slower at moe-tiny's
+(2.9M: 72 calls per layer, each paying oneDNN's ~15 us of fixed cost, plus a copy into the slice buffer).
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 
+from mixopt.kernels.linear import matmul_nt, resolve_linear_impl
+
 __all__ = ["sorted_moe_experts"]
+
+_ONEDNN_SLICE_MACS = 1 << 23
+
+
+def _use_onednn(x_SD: torch.Tensor, w_DF: torch.Tensor, n_spans: int) -> bool:
+    """Whether this call's slice matmuls go through oneDNN (see the module docstring)."""
+    forced = os.environ.get("MIXOPT_LINEAR_IMPL", "").strip()
+    if forced == "reference":
+        return False
+    if resolve_linear_impl(forced or "auto", x_SD, w_DF.T) != "onednn":
+        return False
+    return bool(forced) or x_SD.shape[0] / max(n_spans, 1) * w_DF.shape[0] * w_DF.shape[1] >= _ONEDNN_SLICE_MACS
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor, onednn: bool) -> torch.Tensor:
+    """``out = a @ b``."""
+    if onednn:
+        return out.copy_(matmul_nt(a, b.T, impl="onednn"))
+    return torch.mm(a, b, out=out)
 
 
 def sorted_moe_experts(x_TD: torch.Tensor, expert_idx_TK: torch.Tensor, weight_TK: torch.Tensor,
@@ -44,23 +72,24 @@ class _SortedExperts(torch.autograd.Function):
         w_S1 = weight_TK.reshape(-1).index_select(0, order_S).unsqueeze(1)
         gate_SF, up_SF, act_SF, h_SF = (x_SD.new_empty(x_SD.shape[0], F_) for _ in range(4))
         y_SD = torch.empty_like(x_SD)
+        dnn = _use_onednn(x_SD, w_gate_EDF[0], len(spans))
         for e, a, b in spans:
-            torch.mm(x_SD[a:b], w_gate_EDF[e], out=gate_SF[a:b])
-            torch.mm(x_SD[a:b], w_up_EDF[e], out=up_SF[a:b])
+            _mm(x_SD[a:b], w_gate_EDF[e], gate_SF[a:b], dnn)
+            _mm(x_SD[a:b], w_up_EDF[e], up_SF[a:b], dnn)
             torch.ops.aten.silu.out(gate_SF[a:b], out=act_SF[a:b])
             torch.mul(act_SF[a:b], up_SF[a:b], out=h_SF[a:b])
-            torch.mm(h_SF[a:b], w_down_EFD[e], out=y_SD[a:b])
+            _mm(h_SF[a:b], w_down_EFD[e], y_SD[a:b], dnn)
         out_TD = torch.zeros_like(x_TD).index_add_(0, token_S, y_SD * w_S1)
         ctx.save_for_backward(x_SD, gate_SF, up_SF, act_SF, h_SF, y_SD, w_S1, token_S, order_S,
                               w_gate_EDF, w_up_EDF, w_down_EFD)
-        ctx.spans, ctx.shape_TK = spans, (T, K)
+        ctx.spans, ctx.shape_TK, ctx.onednn = spans, (T, K), dnn
         return out_TD
 
     @staticmethod
     def backward(ctx, grad_out_TD):
         (x_SD, gate_SF, up_SF, act_SF, h_SF, y_SD, w_S1, token_S, order_S,
          w_gate_EDF, w_up_EDF, w_down_EFD) = ctx.saved_tensors
-        spans, (T, K) = ctx.spans, ctx.shape_TK
+        spans, (T, K), dnn = ctx.spans, ctx.shape_TK, ctx.onednn
         g_out_SD = grad_out_TD.index_select(0, token_S)
         grad_weight_TK = None
         if ctx.needs_input_grad[2]:
@@ -75,14 +104,17 @@ class _SortedExperts(torch.autograd.Function):
         g_h_SF, g_up_SF = torch.empty_like(h_SF), torch.empty_like(h_SF)
         grad_x_SD = torch.empty_like(x_SD)
         for e, a, b in spans:
-            torch.mm(h_SF[a:b].T, g_y_SD[a:b], out=grad_down_EFD[e])
-            g_h = torch.mm(g_y_SD[a:b], w_down_EFD[e].T, out=g_h_SF[a:b])
+            _mm(h_SF[a:b].T, g_y_SD[a:b], grad_down_EFD[e], dnn)
+            g_h = _mm(g_y_SD[a:b], w_down_EFD[e].T, g_h_SF[a:b], dnn)
             torch.mul(g_h, act_SF[a:b], out=g_up_SF[a:b])                 # d/d up = g_h * silu(gate)
             g_gate = torch.ops.aten.silu_backward.grad_input(g_h.mul_(up_SF[a:b]), gate_SF[a:b],
                                                              grad_input=g_h)  # g_h * up * silu'(gate)
-            torch.mm(x_SD[a:b].T, g_gate, out=grad_gate_EDF[e])
-            torch.mm(x_SD[a:b].T, g_up_SF[a:b], out=grad_up_EDF[e])
-            torch.mm(g_gate, w_gate_EDF[e].T, out=grad_x_SD[a:b])
-            grad_x_SD[a:b].addmm_(g_up_SF[a:b], w_up_EDF[e].T)
+            _mm(x_SD[a:b].T, g_gate, grad_gate_EDF[e], dnn)
+            _mm(x_SD[a:b].T, g_up_SF[a:b], grad_up_EDF[e], dnn)
+            _mm(g_gate, w_gate_EDF[e].T, grad_x_SD[a:b], dnn)
+            if dnn:
+                grad_x_SD[a:b].add_(matmul_nt(g_up_SF[a:b], w_up_EDF[e], impl="onednn"))
+            else:
+                grad_x_SD[a:b].addmm_(g_up_SF[a:b], w_up_EDF[e].T)
         grad_x_TD = torch.zeros_like(grad_out_TD).index_add_(0, token_S, grad_x_SD)
         return grad_x_TD, None, grad_weight_TK, grad_gate_EDF, grad_up_EDF, grad_down_EFD

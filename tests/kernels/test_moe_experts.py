@@ -55,6 +55,18 @@ def test_bmm_and_sorted_match_the_reference_in_float64(impl, K, skew):
     _check(impl, idx, tensors, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("linear_impl", ["onednn", "reference"])
+@pytest.mark.parametrize("skew", [False, True])
+def test_sorted_matches_the_reference_in_float32_with_either_matmul_library(monkeypatch, linear_impl, skew):
+    from mixopt.kernels.linear import onednn_available
+
+    if linear_impl == "onednn" and not onednn_available():
+        pytest.skip("this torch build has no working oneDNN linear op")
+    monkeypatch.setenv("MIXOPT_LINEAR_IMPL", linear_impl)  # forces the slice matmuls' library
+    idx, tensors = _inputs(T=200, D=32, F=48, K=2, dtype=torch.float32, skew=skew)
+    _check("sorted", idx, tensors, rtol=1e-4, atol=1e-5)
+
+
 def test_sorted_runs_in_bfloat16_close_to_the_reference():
     idx, tensors = _inputs(K=2, dtype=torch.bfloat16)
     _check("sorted", idx, tensors, rtol=5e-2, atol=5e-2)
