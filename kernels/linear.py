@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from mixopt.kernels.errors import KernelError
 
-__all__ = ["LINEAR_IMPLS", "linear", "matmul_nt", "onednn_available", "resolve_linear_impl"]
+__all__ = ["LINEAR_IMPLS", "cpu_fp32_problem", "linear", "matmul_nt", "onednn_available", "resolve_linear_impl"]
 
 LINEAR_IMPLS = ("reference", "onednn")
 _ONEDNN_MIN_MACS = 1 << 20  # "auto" below this: torch.mm (see the module docstring)
@@ -54,13 +54,20 @@ def onednn_available() -> bool:
         return False
 
 
-def _ineligible(x: torch.Tensor, w: torch.Tensor) -> str:
-    if x.device.type != "cpu" or w.device.type != "cpu":
-        return f"device {x.device.type} (the oneDNN path is for CPU)"
-    if x.dtype != torch.float32 or w.dtype != torch.float32:
-        return f"dtype {x.dtype}/{w.dtype} (the oneDNN path is fp32)"
+def cpu_fp32_problem(a: torch.Tensor, b: torch.Tensor, path: str) -> str:
+    """Why a CPU fp32 fast path (``path``, for the message) cannot take ``a`` and ``b``; ``""`` if it can."""
+    if a.device.type != "cpu" or b.device.type != "cpu":
+        return f"device {a.device.type} (the {path} path is for CPU)"
+    if a.dtype != torch.float32 or b.dtype != torch.float32:
+        return f"dtype {a.dtype}/{b.dtype} (the {path} path is fp32)"
     if torch.is_autocast_enabled("cpu"):
         return "CPU autocast is on"
+    return ""
+
+
+def _ineligible(x: torch.Tensor, w: torch.Tensor) -> str:
+    if why := cpu_fp32_problem(x, w, "oneDNN"):
+        return why
     if not torch.backends.mkldnn.enabled:
         return "oneDNN is disabled (torch.backends.mkldnn.enabled is False)"
     if not onednn_available():

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from mixopt.kernels.errors import KernelError
-from mixopt.kernels.linear import matmul_nt, resolve_linear_impl
+from mixopt.kernels.linear import cpu_fp32_problem, matmul_nt, resolve_linear_impl
 
 __all__ = ["LCE_IMPLS", "linear_cross_entropy", "resolve_lce_impl"]
 
@@ -77,13 +77,7 @@ def linear_cross_entropy(h_ND: torch.Tensor, w_VD: torch.Tensor, target_N: torch
 
 
 def _ineligible(h_ND: torch.Tensor, w_VD: torch.Tensor) -> str:
-    if h_ND.device.type != "cpu" or w_VD.device.type != "cpu":
-        return f"device {h_ND.device.type} (the chunked path is for CPU)"
-    if h_ND.dtype != torch.float32 or w_VD.dtype != torch.float32:
-        return f"dtype {h_ND.dtype}/{w_VD.dtype} (the chunked path is fp32)"
-    if torch.is_autocast_enabled("cpu"):
-        return "CPU autocast is on"
-    return ""
+    return cpu_fp32_problem(h_ND, w_VD, "chunked")
 
 
 @torch.no_grad()
