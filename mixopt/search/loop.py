@@ -41,6 +41,7 @@ from mixopt.errors import ConfigError, MixoptError
 from mixopt.events import fallback, since, snapshot
 from mixopt.proposal import Proposal
 from mixopt.search.budget import Budget, Spend
+from mixopt.search.budget import spent as budget_spent
 from mixopt.search.lock import JobLock
 from mixopt.search.phases import PhaseClock
 from mixopt.search.progress import ProgressDisplay, Snapshot
@@ -66,14 +67,6 @@ from mixopt.tracking import tracking_uri
 __all__ = ["SearchResult", "run_search"]
 
 log = logging.getLogger(__name__)
-
-
-def _spent(runs: list[RunEntry]) -> Spend:
-    s = Spend()
-    for r in runs:
-        if r.source != "confirm":
-            s = s + Spend(1, int(r.tokens), float(r.flops))
-    return s
 
 
 def _run_seed(base: int, index: int) -> int:
@@ -142,7 +135,7 @@ class _Search:
         elapsed = self.elapsed()
         if self.budget.wall_exhausted(elapsed):
             return False
-        return bool(self.state.meta["pending"]) or self.budget.can_launch(_spent(self.state.runs), Spend(), elapsed)
+        return bool(self.state.meta["pending"]) or self.budget.can_launch(budget_spent(self.state.runs), Spend(), elapsed)
 
     def finished_proposal(self) -> Proposal | None:
         """The stored proposal when the job has nothing left to do: no launch possible, ``proposal.json``
@@ -261,7 +254,7 @@ class _Search:
                 return []
             if queue:
                 return [queue.popleft()]
-            spent = _spent(self.state.runs)
+            spent = budget_spent(self.state.runs)
             running = Spend(len(inflight), sum(x.tokens for x in inflight.values()),
                             sum(x.cost for x in inflight.values()))
             if not self.budget.can_launch(spent, running, self.elapsed()):
@@ -309,7 +302,7 @@ class _Search:
                 self.state.set(elapsed_s=self.elapsed(), heartbeat=time.time())
                 last_save = time.time()
         self.state.set(elapsed_s=self.elapsed())
-        self.final_fraction = self.budget.fraction(_spent(self.state.runs), self.elapsed())
+        self.final_fraction = self.budget.fraction(budget_spent(self.state.runs), self.elapsed())
 
     def interrupt(self, ray, inflight: dict) -> None:
         """The wall-time budget is spent: cancel the runs in flight. They stay pending in ``state.json``
@@ -363,7 +356,7 @@ class _Search:
         self.new_runs += 1
         self.tracker.log_run(entry)
         best = self.state.best()
-        spent = _spent(self.state.runs)
+        spent = budget_spent(self.state.runs)
         self.tracker.log_progress(spent.runs, {
             "best_objective": best.objective if best else None,
             "budget_fraction": self.budget.fraction(spent, self.elapsed()),
@@ -375,7 +368,7 @@ class _Search:
         return False
 
     def _show(self, event: str | None = None) -> None:
-        spent = _spent(self.state.runs)
+        spent = budget_spent(self.state.runs)
         best = self.state.best()
         self.display.update(Snapshot(
             done=len(self.state.ok_runs), running=len(self.state.meta["pending"]), failed=len(self.state.failed_runs),
@@ -442,7 +435,7 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: Phase
         write_job_file(cfg)  # what a later `--reuse` of this job reads
         done = s.finished_proposal()
     if done is not None:  # nothing to run, nothing to refit: no data preparation, no Ray, no wall time spent
-        return finished_result(cfg, s, done, _spent(s.state.runs), clock.to_dict())
+        return finished_result(cfg, s, done, budget_spent(s.state.runs), clock.to_dict())
     events0 = snapshot()
     s.state.set(sessions=int(s.state.meta.get("sessions", 0)) + 1, heartbeat=time.time())
     s.tracker = tracker = Tracker(cfg, s.state)
@@ -501,7 +494,7 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: Phase
         with clock("tracking drain"):
             tracker.close(status, timeout=2.0 if status == "KILLED" else 60.0)
         clock.add("store", tracker.opened[0], tracker.opened[1])
-    spent = _spent(s.state.runs)
+    spent = budget_spent(s.state.runs)
     return SearchResult(
         job_dir=Path(cfg.job_dir).resolve(), proposal=proposal, runs=list(s.state.runs), spent=spent.to_dict(),
         budget_fraction=getattr(s, "final_fraction", s.budget.fraction(spent, s.elapsed())), tracking_uri=tracking_uri(cfg),

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from mixopt.hierarchy import SEP, group_totals
-from mixopt.search.budget import Budget, Spend
+from mixopt.search.budget import Budget
+from mixopt.search.budget import spent as budget_spent
 from mixopt.search.state import JobState
 from mixopt.trust import noise_line
 
@@ -21,18 +22,10 @@ def driver_alive(state: JobState) -> bool:
     return hb is not None and time.time() - float(hb) < 6 * HEARTBEAT_S
 
 
-def _spent(state: JobState) -> Spend:
-    s = Spend()
-    for r in state.runs:
-        if r.source != "confirm":
-            s = s + Spend(1, r.tokens, r.flops)
-    return s
-
-
 def format_status(cfg, state: JobState) -> str:
     """Runs done / running / failed, best so far, budget spent and left."""
     budget = Budget(cfg.budget)
-    spent = _spent(state)
+    spent = budget_spent(state.runs)
     elapsed = float(state.meta.get("elapsed_s", 0.0))
     pending = len(state.meta.get("pending", {}))
     live = driver_alive(state)
