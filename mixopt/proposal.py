@@ -52,7 +52,7 @@ class Proposal:
     ``level`` high / medium / low, ``warnings``, ``recommendation``, ``fallback``). context: where the
     proposal was made (a search adds its fidelity, key and confirmation run). reference_curves:
     ``{domain: [E, B, beta]}``, each domain's predicted loss ``E + B n^-beta`` after ``n`` total training
-    tokens of these weights at the target model (:func:`mixopt.curves.curve_laws`; a search writes them when
+    tokens of these weights at the target model (:func:`mixopt.curves.proposal_curves`; a search writes them when
     its runs have eval curves), the curves an online mixer's ``reference=`` follows.
     """
 

@@ -16,8 +16,9 @@ Accepted forms (:func:`load_reference`):
   :class:`~mixopt.proposal.Proposal`):
 
   - its ``reference_curves`` (``{domain: [E, B, beta]}``, written by the search from its runs' eval curves,
-    :func:`mixopt.curves.curve_laws`): the proxy's predicted curve for the proposed mixture, which ends at
-    the proposal's per-domain prediction after ``N_P`` tokens (``context.fidelity.tokens``). With
+    :func:`mixopt.curves.proposal_curves`): the proxies' curve for the proposed mixture, which ends after
+    ``N_P`` tokens (``context.fidelity.tokens``) at the observed losses of a run of that mixture, else at
+    the proposal's per-domain prediction. With
     ``reference_tokens`` ``N`` (this run's length, when it differs) the curve is stretched in time so
     that it ends after ``N`` tokens instead: ``L(n) = law(n * N_P / N)``;
   - else (a proposal from runs without eval curves) its ``predicted_targets`` (``{domain: loss}``) are
