@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Budget", "Spend", "spent"]
+__all__ = ["Budget", "Spend"]
 
 
 @dataclass
@@ -34,14 +34,14 @@ class Spend:
     def to_dict(self) -> dict:
         return {"runs": self.runs, "tokens": self.tokens, "flops": self.flops}
 
-
-def spent(runs) -> Spend:
-    """What ``runs`` (``RunEntry`` list) took from the budget: every run but confirmation runs."""
-    s = Spend()
-    for r in runs:
-        if r.source != "confirm":
-            s = s + Spend(1, int(r.tokens), float(r.flops))
-    return s
+    @classmethod
+    def of(cls, runs) -> Spend:
+        """What ``runs`` (``RunEntry`` list) took from the budget: every run but confirmation runs."""
+        s = cls()
+        for r in runs:
+            if r.source != "confirm":
+                s = s + cls(1, int(r.tokens), float(r.flops))
+        return s
 
 
 class Budget:

@@ -37,11 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mixopt.errors import ConfigError, MixoptError
+from mixopt.errors import MixoptError
 from mixopt.events import fallback, since, snapshot
 from mixopt.proposal import Proposal
 from mixopt.search.budget import Budget, Spend
-from mixopt.search.budget import spent as budget_spent
 from mixopt.search.lock import JobLock
 from mixopt.search.phases import PhaseClock
 from mixopt.search.progress import ProgressDisplay, Snapshot
@@ -58,19 +57,16 @@ from mixopt.search.state import (
     Launch,
     RunEntry,
     atomic_write_text,
+    check_rebuild,
     config_hash,
     read_runs,
 )
-from mixopt.search.workers import ProxyTask, record_failure, train_settings
+from mixopt.search.workers import ProxyTask, proxy_slots, record_failure, run_seed, train_settings
 from mixopt.tracking import tracking_uri
 
 __all__ = ["SearchResult", "run_search"]
 
 log = logging.getLogger(__name__)
-
-
-def _run_seed(base: int, index: int) -> int:
-    return int(np.random.SeedSequence([int(base), int(index)]).generate_state(1)[0])
 
 
 def _weights_dict(domains: list[str], w: np.ndarray) -> dict[str, float]:
@@ -90,7 +86,7 @@ class _Search:
         self.cfg = cfg
         self.train_fn = train_fn
         if rebuild_state and not (cfg.job_dir / STATE_FILE).exists():
-            _check_rebuild(cfg, read_runs(cfg.job_dir / RUNS_FILE))
+            check_rebuild(cfg, read_runs(cfg.job_dir / RUNS_FILE))
         # Refuse an incompatible resume or inconsistent job files before any work (one-line errors).
         self.state = JobState.open(cfg.job_dir, config_hash=config_hash(cfg), name=cfg.name,
                                    objective=Objective.parse(cfg.search.objective), rebuild=rebuild_state)
@@ -135,7 +131,7 @@ class _Search:
         elapsed = self.elapsed()
         if self.budget.wall_exhausted(elapsed):
             return False
-        return bool(self.state.meta["pending"]) or self.budget.can_launch(budget_spent(self.state.runs), Spend(), elapsed)
+        return bool(self.state.meta["pending"]) or self.budget.can_launch(Spend.of(self.state.runs), Spend(), elapsed)
 
     def finished_proposal(self) -> Proposal | None:
         """The stored proposal when the job has nothing left to do: no launch possible, ``proposal.json``
@@ -151,7 +147,7 @@ class _Search:
     def candidates(self, round_index: int) -> np.ndarray:
         """Fresh feasible mixtures for one round (the same constraints the proposal obeys)."""
         return self.space.feasible.sample(self.cfg.search.candidates,
-                                          seed=_run_seed(self.cfg.seed, 10_000 + round_index), at_most=True)
+                                          seed=run_seed(self.cfg.seed, 10_000 + round_index), at_most=True)
 
     def elapsed(self) -> float:
         return self.elapsed0 + (time.time() - self.t0 if self.t0 is not None else 0.0)
@@ -161,12 +157,12 @@ class _Search:
         rid = self.state.new_run_id("c" if source == "confirm" else "r")
         f = self.fidelities[fid]
         weights = self.space.leaf_weights(weights)  # a proxy always trains on the full mixture
-        return Launch(rid, weights, fid, f.preset, int(f.tokens), _run_seed(self.cfg.seed, int(rid[1:])), source,
+        return Launch(rid, weights, fid, f.preset, int(f.tokens), run_seed(self.cfg.seed, int(rid[1:])), source,
                       float(self.space.level_costs[fid]))
 
     def repeated(self, launch: Launch) -> list[Launch]:
         """``launch`` and ``search.repeats - 1`` more runs of the same mixture and fidelity, each with its own
-        run id (so its own seed, ``_run_seed(job seed, run index)``)."""
+        run id (so its own seed, ``run_seed(job seed, run index)``)."""
         more = [self.make_launch(dict(launch.weights), launch.fidelity, launch.source)
                 for _ in range(self.cfg.search.repeats - 1)]
         return [launch, *more]
@@ -225,7 +221,7 @@ class _Search:
             fallback("search.ask_failed", f"strategy {self.cfg.search.strategy} could not pick "
                      f"({str(e).splitlines()[0][:200] if str(e) else type(e).__name__}); picking at random this round",
                      log)
-            picks = make_strategy("random", seed=_run_seed(self.cfg.seed, 20_000 + round_index)).ask(
+            picks = make_strategy("random", seed=run_seed(self.cfg.seed, 20_000 + round_index)).ask(
                 self.table(), cands, n)
         self.state.meta["asks"] = round_index + 1  # saved with the launches by add_pending
         return [x for i, f in picks for x in self.repeated(self.make_launch(_weights_dict(self.domains, cands[i]),
@@ -235,7 +231,7 @@ class _Search:
     def run(self, ray) -> None:
         cfg = self.cfg
         task = ProxyTask(num_cpus=cfg.search.cpus_per_proxy, num_gpus=cfg.search.gpus_per_proxy)
-        slots = _slots(cfg, ray.cluster_resources().get("CPU", 1))
+        slots = proxy_slots(cfg, ray.cluster_resources().get("CPU", 1))
         inflight: dict = {}
         queue: deque[Launch] = deque(self.state.pending_launches())  # re-run what was in flight
         if queue:
@@ -254,7 +250,7 @@ class _Search:
                 return []
             if queue:
                 return [queue.popleft()]
-            spent = budget_spent(self.state.runs)
+            spent = Spend.of(self.state.runs)
             running = Spend(len(inflight), sum(x.tokens for x in inflight.values()),
                             sum(x.cost for x in inflight.values()))
             if not self.budget.can_launch(spent, running, self.elapsed()):
@@ -302,7 +298,7 @@ class _Search:
                 self.state.set(elapsed_s=self.elapsed(), heartbeat=time.time())
                 last_save = time.time()
         self.state.set(elapsed_s=self.elapsed())
-        self.final_fraction = self.budget.fraction(budget_spent(self.state.runs), self.elapsed())
+        self.final_fraction = self.budget.fraction(Spend.of(self.state.runs), self.elapsed())
 
     def interrupt(self, ray, inflight: dict) -> None:
         """The wall-time budget is spent: cancel the runs in flight. They stay pending in ``state.json``
@@ -356,7 +352,7 @@ class _Search:
         self.new_runs += 1
         self.tracker.log_run(entry)
         best = self.state.best()
-        spent = budget_spent(self.state.runs)
+        spent = Spend.of(self.state.runs)
         self.tracker.log_progress(spent.runs, {
             "best_objective": best.objective if best else None,
             "budget_fraction": self.budget.fraction(spent, self.elapsed()),
@@ -368,7 +364,7 @@ class _Search:
         return False
 
     def _show(self, event: str | None = None) -> None:
-        spent = budget_spent(self.state.runs)
+        spent = Spend.of(self.state.runs)
         best = self.state.best()
         self.display.update(Snapshot(
             done=len(self.state.ok_runs), running=len(self.state.meta["pending"]), failed=len(self.state.failed_runs),
@@ -435,7 +431,7 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: Phase
         write_job_file(cfg)  # what a later `--reuse` of this job reads
         done = s.finished_proposal()
     if done is not None:  # nothing to run, nothing to refit: no data preparation, no Ray, no wall time spent
-        return finished_result(cfg, s, done, budget_spent(s.state.runs), clock.to_dict())
+        return finished_result(cfg, s, done, Spend.of(s.state.runs), clock.to_dict())
     events0 = snapshot()
     s.state.set(sessions=int(s.state.meta.get("sessions", 0)) + 1, heartbeat=time.time())
     s.tracker = tracker = Tracker(cfg, s.state)
@@ -446,7 +442,7 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: Phase
         with contextlib.ExitStack() as stack:
             if s.has_work():  # Ray starts (and its workers warm up) while the data and the design are prepared
                 s.t0 = time.time()
-                runtime = stack.enter_context(ray_session(cfg, address, warm=_slots_hint(cfg)))
+                runtime = stack.enter_context(ray_session(cfg, address, warm=proxy_slots(cfg)))
             with clock("data"):
                 s.prepare()
             if runtime is not None:
@@ -494,7 +490,7 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: Phase
         with clock("tracking drain"):
             tracker.close(status, timeout=2.0 if status == "KILLED" else 60.0)
         clock.add("store", tracker.opened[0], tracker.opened[1])
-    spent = budget_spent(s.state.runs)
+    spent = Spend.of(s.state.runs)
     return SearchResult(
         job_dir=Path(cfg.job_dir).resolve(), proposal=proposal, runs=list(s.state.runs), spent=spent.to_dict(),
         budget_fraction=getattr(s, "final_fraction", s.budget.fraction(spent, s.elapsed())), tracking_uri=tracking_uri(cfg),
@@ -502,28 +498,3 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: Phase
         unlogged=list(s.state.meta.get("unlogged", [])), tracking_error=tracker.error, plots=plots,
         resumed=s.resumed, new_runs=s.new_runs, phases=clock.to_dict(),
     )
-
-
-def _slots(cfg, cpus: float) -> int:
-    """Proxies run at once: ``search.parallel``, else ``cpus`` over ``search.cpus_per_proxy`` (at least 1)."""
-    return int(cfg.search.parallel or max(1, int(cpus // cfg.search.cpus_per_proxy)))
-
-
-def _slots_hint(cfg) -> int:
-    """Proxy slots to warm before Ray is up: :func:`_slots` of the CPUs Ray will be given (this machine's for
-    an embedded runtime)."""
-    import os
-
-    return _slots(cfg, cfg.ray.num_cpus or os.cpu_count() or 1)
-
-
-def _check_rebuild(cfg, runs: list[RunEntry]) -> None:
-    """Refuse to rebuild ``state.json`` from runs that this config did not make (fidelity or seed differ)."""
-    fids = cfg.proxy.fidelity_list()
-    for r in runs:
-        f = fids[r.fidelity] if 0 <= r.fidelity < len(fids) else None
-        seed_ok = r.run_id[1:].isdigit() and r.seed == _run_seed(cfg.seed, int(r.run_id[1:]))
-        if f is None or (f.preset, f.tokens) != (r.preset, r.tokens) or not seed_ok:
-            raise ConfigError(f"{cfg.job_dir / RUNS_FILE}: run {r.run_id} ({r.preset} x {r.tokens} tokens, seed "
-                              f"{r.seed}) was not made with this job's proxy/seed config; --rebuild-state needs "
-                              "the config the runs were made with")

@@ -6,8 +6,7 @@ import time
 from pathlib import Path
 
 from mixopt.hierarchy import SEP, group_totals
-from mixopt.search.budget import Budget
-from mixopt.search.budget import spent as budget_spent
+from mixopt.search.budget import Budget, Spend
 from mixopt.search.state import JobState
 from mixopt.trust import noise_line
 
@@ -25,7 +24,7 @@ def driver_alive(state: JobState) -> bool:
 def format_status(cfg, state: JobState) -> str:
     """Runs done / running / failed, best so far, budget spent and left."""
     budget = Budget(cfg.budget)
-    spent = budget_spent(state.runs)
+    spent = Spend.of(state.runs)
     elapsed = float(state.meta.get("elapsed_s", 0.0))
     pending = len(state.meta.get("pending", {}))
     live = driver_alive(state)

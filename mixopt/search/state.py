@@ -39,8 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from mixopt.errors import ConfigError, MixoptError
+from mixopt.search.workers import run_seed
 
-__all__ = ["JobState", "Launch", "RunEntry", "RunListing", "atomic_write_text", "config_hash", "read_runs", "rebuild_meta"]
+__all__ = ["JobState", "Launch", "RunEntry", "RunListing", "atomic_write_text", "check_rebuild", "config_hash", "read_runs",
+           "rebuild_meta"]
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +222,18 @@ def _fresh_meta(config_hash: str, name: str) -> dict[str, Any]:
         "proposal": None,
         "finished": [],
     }
+
+
+def check_rebuild(cfg, runs: list[RunEntry]) -> None:
+    """Refuse to rebuild ``state.json`` from runs that this config did not make (fidelity or seed differ)."""
+    fids = cfg.proxy.fidelity_list()
+    for r in runs:
+        f = fids[r.fidelity] if 0 <= r.fidelity < len(fids) else None
+        seed_ok = r.run_id[1:].isdigit() and r.seed == run_seed(cfg.seed, int(r.run_id[1:]))
+        if f is None or (f.preset, f.tokens) != (r.preset, r.tokens) or not seed_ok:
+            raise ConfigError(f"{cfg.job_dir / RUNS_FILE}: run {r.run_id} ({r.preset} x {r.tokens} tokens, seed "
+                              f"{r.seed}) was not made with this job's proxy/seed config; --rebuild-state needs "
+                              "the config the runs were made with")
 
 
 def rebuild_meta(runs: list[RunEntry], *, config_hash: str, name: str = "") -> dict[str, Any]:

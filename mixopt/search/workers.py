@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ProxyTask", "proxy_flops", "record_failure", "run_proxy", "train_settings", "warm_worker"]
+__all__ = ["ProxyTask", "proxy_flops", "proxy_slots", "record_failure", "run_proxy",
+           "run_seed", "train_settings", "warm_worker"]
 
 _DATA_CACHE: dict[str, Any] = {}
 
@@ -118,3 +119,21 @@ def warm_worker(threads: int) -> float:
 
     torch.set_num_threads(max(1, int(threads)))
     return time.time()
+
+
+def proxy_slots(cfg, cpus: float | None = None) -> int:
+    """Proxies run at once: ``search.parallel``, else ``cpus`` over ``search.cpus_per_proxy`` (at least 1).
+
+    cpus: the cluster's CPUs; ``None`` before Ray is up: the CPUs Ray will be given (``ray.num_cpus``, else
+    this machine's, as for an embedded runtime).
+    """
+    if cpus is None:
+        cpus = cfg.ray.num_cpus or os.cpu_count() or 1
+    return int(cfg.search.parallel or max(1, int(cpus // cfg.search.cpus_per_proxy)))
+
+
+def run_seed(base: int, index: int) -> int:
+    """The proxy seed of run ``index`` of a job with seed ``base``."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(base), int(index)]).generate_state(1)[0])

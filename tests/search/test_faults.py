@@ -32,8 +32,8 @@ from mixopt.search import (
     read_runs,
     run_search,
 )
-from mixopt.search.loop import _run_seed
 from mixopt.search.report import format_status
+from mixopt.search.workers import run_seed
 
 
 def write_job(cfg, path: Path) -> Path:
@@ -47,7 +47,7 @@ def _fake_entry(cfg, i: int, rng) -> RunEntry:
     w = rng.dirichlet(np.ones(len(domains)))
     loss = {d: float(3.0 + x) for d, x in zip(domains, w, strict=True)}
     return RunEntry(run_id=f"r{i:04d}", weights=dict(zip(domains, w.tolist(), strict=True)), fidelity=0,
-                    preset=cfg.proxy.preset, tokens=cfg.proxy.tokens, seed=_run_seed(cfg.seed, i),
+                    preset=cfg.proxy.preset, tokens=cfg.proxy.tokens, seed=run_seed(cfg.seed, i),
                     source="init" if i < cfg.search.n_init else "ask",
                     status="ok", objective=float(np.mean(list(loss.values()))), final_loss=loss, flops=1e9,
                     wall_time=1.0, finished_at=1000.0 + i)

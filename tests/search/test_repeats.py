@@ -12,7 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mixopt.search import read_runs, run_search
-from mixopt.search.loop import _run_seed
+from mixopt.search.workers import run_seed
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def test_repeats_train_each_mixture_with_several_seeds_and_the_budget_counts_the
         assert a.fidelity == b.fidelity and a.source == b.source
         assert a.seed != b.seed and a.objective != b.objective  # different seeds, different losses
         for r in g:
-            assert r.seed == _run_seed(cfg.seed, int(r.run_id[1:]))
+            assert r.seed == run_seed(cfg.seed, int(r.run_id[1:]))
     assert [r.source for r in sorted(runs, key=lambda r: r.run_id)][:4] == ["init"] * 4
 
     # the proposal's trust report and the plots know the noise; the noise plot is logged to MLflow

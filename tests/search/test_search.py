@@ -21,7 +21,7 @@ from mixopt.data import load_prepared
 from mixopt.online import make_mixer
 from mixopt.replay import Pool, replay
 from mixopt.search import SearchSpace, read_runs, run_search
-from mixopt.search.loop import _run_seed
+from mixopt.search.workers import run_seed
 
 pytestmark = pytest.mark.integration
 
@@ -138,9 +138,9 @@ def _flaky_train(config, data, weights, *, tokens, seed, settings, threads, mark
     from mixopt.proxies import train_proxy
 
     marker = Path(marker)
-    if seed == _run_seed(0, 0):
+    if seed == run_seed(0, 0):
         settings = dataclasses.replace(settings, lr=1e4, warmup=0.0)
-    elif seed == _run_seed(0, 1) and not marker.exists():
+    elif seed == run_seed(0, 1) and not marker.exists():
         marker.write_text("crashed once")
         os._exit(1)  # the Ray worker process dies
     return train_proxy(config, data, weights, tokens=tokens, seed=seed, settings=settings, threads=threads)
@@ -187,7 +187,7 @@ def _slow_first_train(config, data, weights, *, tokens, seed, settings, threads)
 
     from mixopt.proxies import train_proxy
 
-    if seed == _run_seed(0, 0):
+    if seed == run_seed(0, 0):
         time.sleep(8.0)
     return train_proxy(config, data, weights, tokens=tokens, seed=seed, settings=settings, threads=threads)
 
