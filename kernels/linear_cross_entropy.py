@@ -116,8 +116,10 @@ class _ChunkedLinearCE(torch.autograd.Function):
             # vectorised exp is ~4x faster than a separate exp_ (which goes to MKL's VML on x86)
             total += (max_C - p_CV.amax(dim=-1).log() - z_target_C).sum(dtype=torch.float64)
             p_CV.view(-1)[torch.arange(t_C.shape[0]) * V + t_C] -= 1.0   # d loss / d logits = p - onehot
-            if grad_h_ND is not None:
+            if grad_h_ND is not None and mm == "onednn":
                 grad_h_ND[s:s + rows] = matmul_nt(p_CV, w_VD.t(), impl=mm)
+            elif grad_h_ND is not None:                         # straight into the gradient, no temporary
+                torch.mm(p_CV, w_VD, out=grad_h_ND[s:s + rows])
             if grad_wT_DV is not None:                          # (D, V): oneDNN's faster orientation
                 if mm == "onednn":
                     grad_wT_DV += matmul_nt(h_CD.t(), p_CV.t(), impl=mm)
