@@ -165,7 +165,7 @@ def train(setting: str, name: str, params: dict, weights, seed: int, args, pools
         opt, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
     mixer = make_mixer(name, domains, initial_weights=weights, seed=seed, **params)
     sampler = PoolSampler(pools, domains, args.batch, seed)
-    mixing = OnlineMixing(mixer, sampler, update_every=args.update_every)
+    mixing = OnlineMixing(mixer, sampler, update_every=args.update_every, total_steps=steps)
     points = set(np.unique(np.geomspace(steps / 10, steps, curve_points).round().astype(int))) if curve_points else set()
     curve = []
     mix_s, n_upd, t0 = 0.0, 0, time.perf_counter()

@@ -74,7 +74,7 @@ def train(data, name: str, params: dict, weights, seed: int, args, val, curve_po
     k = len(data.domains)
     sampler = MixtureSampler(data, np.full(k, 1.0 / k), seq_len=s.seq_len, batch_size=s.batch_size, seed=seed)
     mixer = make_mixer(name, data.domains, initial_weights=weights, seed=seed, **params)
-    mixing = OnlineMixing(mixer, sampler, update_every=args.update_every)
+    mixing = OnlineMixing(mixer, sampler, update_every=args.update_every, total_steps=steps)
     points = set(eval_steps(steps, curve_points))
     curve, mix_s, train_s = [], 0.0, 0.0
     t_start = time.perf_counter()

@@ -64,7 +64,8 @@ def online_record(config, data, weights, *, tokens: int, seed: int, settings, mi
                              {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr, betas=settings.betas)
     sampler = MixtureSampler(data, w0, seq_len=T, batch_size=B, seed=seed)
     mix = make_mixer(mixer, domains, initial_weights=w0, seed=seed, **(params or {}))
-    mixing = OnlineMixing(mix, sampler, update_every=update_every, sync=False)  # sets the sampler's weights
+    # sets the sampler's weights; total_steps: the run's length, for the default mixer's cooldown
+    mixing = OnlineMixing(mix, sampler, update_every=update_every, sync=False, total_steps=n_steps)
     val = data.val_sequences(T, settings.eval_tokens)
     n_tok_B = np.full(B, T)
     train_time = 0.0

@@ -131,10 +131,15 @@ class Mixer(ABC):
         min_share: every weight stays ``>= min_share`` (``0 <= k * min_share <= 1``).
         n_updates: number of :meth:`update` calls so far.
         tokens_seen: total tokens (all domains) behind the losses passed to :meth:`update` so far.
+        total_steps: the run's length in optimiser steps, when known (:meth:`set_total_steps`; the
+            trainer integrations set it).
+        cooldown: the last ``cooldown`` fraction of ``total_steps`` trains on the prior mixture (the mixer
+            keeps learning but its weights are not used); 0 (off) unless a mixer sets it.
     """
 
     name: ClassVar[str] = "base"
     default_min_share: ClassVar[float] = 0.0
+    cooldown: float = 0.0
 
     def __init__(
         self,
@@ -160,11 +165,23 @@ class Mixer(ABC):
         self._weights = apply_floor(self.prior, self.min_share)
         self.n_updates = 0
         self.tokens_seen = 0.0
+        self.total_steps: int | None = None
         self._state: dict[str, Any] = {}
 
     @property
     def k(self) -> int:
         return len(self.domains)
+
+    def set_total_steps(self, total_steps: int | None) -> None:
+        """The run's length in optimiser steps (None: unknown, no cooldown); MixerError unless >= 1."""
+        if total_steps is not None and not (isinstance(total_steps, (int, np.integer)) and total_steps >= 1):
+            raise MixerError(f"total_steps must be a whole number >= 1 (or None), got {total_steps!r}")
+        self.total_steps = None if total_steps is None else int(total_steps)
+
+    def in_cooldown(self, step: int) -> bool:
+        """Whether an update at ``step`` falls in the final ``cooldown`` fraction of ``total_steps``."""
+        return bool(self.cooldown > 0 and self.total_steps
+                    and step >= (1.0 - self.cooldown) * self.total_steps)
 
     @property
     def weights(self) -> np.ndarray:
@@ -213,7 +230,7 @@ class Mixer(ABC):
         self.n_updates += 1
         self.tokens_seen += float(c.sum())
         w = np.asarray(self._update(int(step), mean, c, e), dtype=np.float64)
-        self._weights = apply_floor(w, self.min_share)
+        self._weights = apply_floor(self.prior if self.in_cooldown(int(step)) else w, self.min_share)
         return self.weights
 
     @abstractmethod

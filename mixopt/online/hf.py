@@ -98,6 +98,8 @@ class MixoptTrainer(Trainer):
         if self.args.max_steps <= 0:
             raise MixerError("MixoptTrainer draws an endless stream: set TrainingArguments(max_steps=...)")
         self.args.ignore_data_skip = True  # the sampler state is the data position
+        if mixing.mixer.total_steps is None:  # the run's length, for the mixer's cooldown
+            mixing.mixer.set_total_steps(self.args.max_steps)
         self.add_callback(MixingCallback(mixing))
 
     def get_train_dataloader(self) -> DataLoader:

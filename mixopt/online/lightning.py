@@ -22,6 +22,7 @@ into it), so ``trainer.fit(..., ckpt_path=...)`` continues with the same weights
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from mixopt.online.base import MixerError
@@ -64,6 +65,14 @@ class MixingCallback(Callback):
     @property
     def state_key(self) -> str:
         return "MixingCallback"
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        """Give the mixer the run's length (for its cooldown) unless it was set."""
+        if self.mixing.mixer.total_steps is None:
+            total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else \
+                trainer.estimated_stepping_batches
+            if isinstance(total, (int, float)) and math.isfinite(total) and total >= 1:
+                self.mixing.mixer.set_total_steps(int(total))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if not isinstance(outputs, dict) or "seq_loss" not in outputs:

@@ -32,6 +32,14 @@ is the larger of
 Once ``H_k`` passes ``max_harm / 2`` the domain's share is held up, reaching the prior at ``max_harm``, so
 its deficit stops growing. A flat, unlearnable domain has ``H ≈ 0`` and can still be starved.
 
+A cooldown (``cooldown``, 0.2 by default): the last fifth of the run trains on the prior mixture again,
+when the run's length is known (``total_steps``; ``OnlineMixing(..., total_steps=)``, the HF and Lightning
+integrations set it). On the demo corpus a domain's held-out loss depends on how much of it the model saw
+*recently*, not only in total: the domains that gave up tokens recover most of their loss in the cooldown,
+while the data-hungry domains keep most of their gain (measured: the same mean gain, the other domains'
+losses halved; ``experiments/LOG.md``, 2026-12-02, fourth session). The mixer keeps fitting its laws
+during the cooldown; only its weights are not used.
+
 Everything else (warm-up, floor ``min_share``, ``reference=`` tilt) is :class:`AdoMixer`'s; the
 time-averaged policy and the credit factor are off (``gamma2 = 1``, ``s = 0``): the averaging is done on
 ``R`` instead.
@@ -65,6 +73,10 @@ class ReducibleMixer(AdoMixer):
         smooth: rate of the running average of ``R`` (0.5).
         max_harm: no domain is let fall further behind the prior mixture once it is ``max_harm`` nats worse
             off for it (its law's prediction, or its loss's rise); 0.02 (about 1% of an LM's loss); None: off.
+        cooldown: the last ``cooldown`` fraction of the run trains on the prior mixture (0.2; 0: off). Needs
+            the run's length: ``total_steps`` here, ``OnlineMixing(..., total_steps=)``, or the HF /
+            Lightning integrations, which set it from the trainer; without it there is no cooldown.
+        total_steps: the run's length in optimiser steps (see ``cooldown``).
         warmup, min_points, forget, reference, reference_tokens, temperature, min_scale, min_share: as
             :class:`~mixopt.online.ado.AdoMixer` (the floor defaults to ``0.25 / k``).
 
@@ -81,16 +93,21 @@ class ReducibleMixer(AdoMixer):
     def __init__(self, domains, initial_weights=None, seed=0, min_share=None, warmup: int = 5,
                  min_points: int = 3, forget: float = 1.0, alpha_min: float = 0.2, smooth: float = 0.5,
                  reference=None, reference_tokens: float | None = None, temperature: float = 2.0,
-                 min_scale: float = 0.05, max_harm: float | None = 0.02):
+                 min_scale: float = 0.05, max_harm: float | None = 0.02, cooldown: float = 0.2,
+                 total_steps: int | None = None):
         if not (0 < alpha_min < ALPHA_GRID[-1]) or not (0 < smooth <= 1) or (max_harm is not None and not max_harm > 0):
             raise MixerError(f"reducible: need 0 < alpha_min < {ALPHA_GRID[-1]:g}, 0 < smooth <= 1 and max_harm > 0 "
                              f"(or None); got alpha_min={alpha_min}, smooth={smooth}, max_harm={max_harm}")
+        if not 0 <= cooldown < 1:
+            raise MixerError(f"reducible: cooldown must be in [0, 1), got {cooldown}")
         self.alpha_min, self.smooth = float(alpha_min), float(smooth)  # before the fit is built
         self.max_harm = None if max_harm is None else float(max_harm)
         super().__init__(domains, initial_weights=initial_weights, seed=seed, min_share=min_share, gamma1=1.0,
                          gamma2=1.0, s=0.0, warmup=warmup, min_points=min_points, count="domain", forget=forget,
                          reference=reference, reference_tokens=reference_tokens, temperature=temperature,
                          min_scale=min_scale, score="reducible")
+        self.cooldown = float(cooldown)
+        self.set_total_steps(total_steps)
         self._state.update(r_mean=np.full(self.k, np.nan), r_sq=np.full(self.k, np.nan), shrink=np.nan,
                            loss_ema=np.full(self.k, np.nan), loss_best=np.full(self.k, np.nan))
 

@@ -139,6 +139,8 @@ class OnlineMixing:
             call :meth:`step` with the same steps.
         tracker: optional ``tracker(step, weights_dict)`` called after each update (e.g.
             :class:`~mixopt.online.tracking.MlflowWeightLogger`).
+        total_steps: the run's length in optimiser steps, passed to the mixer
+            (:meth:`~mixopt.online.base.Mixer.set_total_steps`; the default mixer's cooldown needs it).
 
     Attributes:
         history: ``[(step, [w_1..w_k]), ...]`` weights after each update, starting with step 0.
@@ -146,9 +148,12 @@ class OnlineMixing:
     """
 
     def __init__(self, mixer: Mixer, sampler: Any = None, *, update_every: int = 10, sync: bool = True,
-                 tracker: Callable[[int, dict[str, float]], None] | None = None):
+                 tracker: Callable[[int, dict[str, float]], None] | None = None,
+                 total_steps: int | None = None):
         if update_every < 1:
             raise MixerError(f"update_every must be >= 1, got {update_every}")
+        if total_steps is not None:
+            mixer.set_total_steps(total_steps)
         self.mixer, self.sampler, self.update_every = mixer, sampler, int(update_every)
         self.sync, self.tracker = sync, tracker
         self.dataset: MixingDataset | None = None

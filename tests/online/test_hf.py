@@ -22,7 +22,8 @@ def _trainer(tiny_data, out_dir, max_steps=6):
                                   embd_pdrop=0.0, attn_pdrop=0.0)
     model = transformers.GPT2LMHeadModel(cfg)
     sampler = MixtureSampler(tiny_data, [1 / 3] * 3, seq_len=16, batch_size=4, seed=0)
-    mixing = OnlineMixing(make_mixer("default", tiny_data.domains, warmup=1), sampler, update_every=1)
+    mixing = OnlineMixing(make_mixer("default", tiny_data.domains, warmup=1, cooldown=0.0), sampler,
+                          update_every=1)
     args = transformers.TrainingArguments(
         output_dir=str(out_dir), max_steps=max_steps, gradient_accumulation_steps=2, learning_rate=5e-3,
         save_strategy="steps", save_steps=3, logging_steps=100, report_to=[], use_cpu=True, seed=0,
@@ -37,6 +38,7 @@ def test_trainer_updates_weights_checkpoints_and_resumes_exactly(tiny_data, tmp_
     assert mixing.batches_observed == 12  # 6 optimiser steps x 2 accumulated micro-batches
     assert [s for s, _ in mixing.history] == list(range(7))
     assert len({tuple(np.round(w, 6)) for _, w in mixing.history}) > 2  # weights changed during training
+    assert mixing.mixer.total_steps == 6  # the trainer told the mixer the run's length (for its cooldown)
     # An update's weights are scheduled from the batch after next (prefetch-safe): the last batch drawn
     # used the weights of the update before the last one.
     np.testing.assert_allclose(sampler.weights, mixing.history[-2][1], atol=1e-12)

@@ -38,7 +38,8 @@ class TinyLM(L.LightningModule):
 def _fit(tiny_data, ckpt_dir, ckpt_path=None):
     torch.manual_seed(0)
     sampler = MixtureSampler(tiny_data, [1 / 3] * 3, seq_len=16, batch_size=8, seed=0)
-    mixing = OnlineMixing(make_mixer("default", tiny_data.domains, warmup=1), sampler, update_every=1)
+    mixing = OnlineMixing(make_mixer("default", tiny_data.domains, warmup=1, cooldown=0.0), sampler,
+                          update_every=1)
     module = TinyLM(mixing, tiny_data.vocab_size)
     ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=3, save_top_k=-1)
     trainer = L.Trainer(max_steps=6, accumulate_grad_batches=2, accelerator="cpu", devices=1, logger=False,
@@ -53,6 +54,7 @@ def test_lightning_callback_changes_weights_and_resumes_exactly(tiny_data, tmp_p
     assert mixing.batches_observed == 12  # 6 optimiser steps x 2 accumulated batches
     assert [s for s, _ in mixing.history] == list(range(7))
     assert len({tuple(np.round(w, 6)) for _, w in mixing.history}) > 2
+    assert mixing.mixer.total_steps == 6  # the trainer told the mixer the run's length (for its cooldown)
     ckpts = sorted(tmp_path.glob("*step=3*.ckpt"))
     assert len(ckpts) == 1
     state = torch.load(ckpts[0], weights_only=False)["callbacks"]["MixingCallback"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_ado import LAWS, _feed
 
-from mixopt.online import MixerError, make_mixer
+from mixopt.online import MixerError, OnlineMixing, make_mixer
 
 
 def test_the_domain_with_the_most_loss_left_gets_the_most_data():
@@ -97,3 +97,40 @@ def test_max_harm_also_protects_a_domain_whose_loss_rises_when_its_share_falls()
     assert free.weights[1] < 0.1  # uncapped: flat, so starved like noise
     assert capped.weights[1] > 0.25 and kept_loss - 1.5 < 0.1  # capped: its share stays near the prior
     assert capped.weights[2] < 0.05  # the truly flat noise domain is still starved
+
+
+def test_cooldown_trains_the_last_fifth_on_the_prior_and_keeps_learning():
+    prior = [0.4, 0.4, 0.2]
+    m = make_mixer("reducible", ["hungry", "fast", "noise"], prior, warmup=3, min_share=0.02, total_steps=100)
+    start = m.weights  # the prior (with the floor: 0.02 + 0.94 x prior)
+    np.testing.assert_allclose(start, 0.02 + 0.94 * np.array(prior))
+    seen = {t: _feed_one(m, t) for t in range(1, 101)}
+    assert seen[79][0] > 0.7  # before the last 20%: most data to the data-hungry domain
+    for t in range(80, 101):  # from step 80 on (0.8 x 100): the starting mixture again
+        np.testing.assert_allclose(seen[t], start, atol=1e-12)
+    assert m.predicted_progress()[0] > m.predicted_progress()[1]  # its laws kept being fitted meanwhile
+    # without the run's length there is no cooldown
+    free = make_mixer("reducible", ["hungry", "fast", "noise"], prior, warmup=3, min_share=0.02)
+    free_seen = [_feed_one(free, t) for t in range(1, 101)]
+    assert min(w[0] for w in free_seen[79:]) > 0.7
+
+
+def _feed_one(m, t):
+    eps, beta, alpha = (np.asarray(v, dtype=float) for v in LAWS)
+    counts = np.full(m.k, 10_000.0 / m.k)
+    return m.update(t, (eps + beta * (t - 0.5) ** -alpha) * counts, counts)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "100"])
+def test_a_bad_run_length_is_a_one_line_error(bad):
+    with pytest.raises(MixerError, match="total_steps") as e:
+        make_mixer("reducible", ["a", "b"], total_steps=bad)
+    assert "\n" not in str(e.value)
+    m = make_mixer("reducible", ["a", "b"])
+    with pytest.raises(MixerError, match="total_steps"):
+        OnlineMixing(m, total_steps=bad)
+    assert m.total_steps is None  # nothing half-set
+    OnlineMixing(m, total_steps=50)  # a plain loop gives the mixer the run's length this way
+    assert m.total_steps == 50
+    with pytest.raises(MixerError, match="cooldown"):
+        make_mixer("reducible", ["a", "b"], cooldown=1.0)
