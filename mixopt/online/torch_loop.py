@@ -5,7 +5,7 @@ A training loop calls :meth:`OnlineMixing.observe` once per (micro-)batch with p
 are all-reduced (when ``torch.distributed`` is initialised), the mixer updates, and the sampler gets the
 new weights::
 
-    mixing = OnlineMixing(make_mixer("default", data.domains), sampler, update_every=20)
+    mixing = OnlineMixing(make_mixer("default", data.domains), sampler, update_every=20, total_steps=steps)
     for step in range(1, steps + 1):
         tokens, domain_ids = sampler.next_batch()                  # (B, T+1), (B,)
         logits = model(tokens[:, :-1])                             # (B, T, V)
