@@ -248,6 +248,7 @@ class Mixer(ABC):
             "weights": self._weights.tolist(),
             "n_updates": self.n_updates,
             "tokens_seen": self.tokens_seen,
+            "total_steps": self.total_steps,
             "rng": self._rng.bit_generator.state,
             "arrays": arrays,
             "state": {k: _jsonable(v) for k, v in self._state.items()},
@@ -273,10 +274,15 @@ class Mixer(ABC):
             rng.bit_generator.state = sd["rng"]
         except (TypeError, ValueError, KeyError) as e:
             raise MixerError(f"cannot load state of mixer {self.name!r}: {type(e).__name__}: {e}") from None
+        total_steps = sd.get("total_steps")  # absent in older states
+        if total_steps is not None and not (isinstance(total_steps, int) and total_steps >= 1):
+            raise MixerError(f"cannot load state of mixer {self.name!r}: total_steps {total_steps!r}")
         if weights.shape != (self.k,):
             raise MixerError(f"cannot load state of mixer {self.name!r}: {weights.shape[0] if weights.ndim else 0} "
                              f"weights for {self.k} domains")
         self._weights, self.n_updates, self.tokens_seen = weights, n_updates, tokens_seen  # (absent: 0, older states)
+        if self.total_steps is None:  # a length given now (a longer run, say) wins over the saved one
+            self.total_steps = total_steps
         self._rng.bit_generator.state = rng.bit_generator.state
         self._state = state
         self._after_load()

@@ -121,6 +121,23 @@ def _feed_one(m, t):
     return m.update(t, (eps + beta * (t - 0.5) ** -alpha) * counts, counts)
 
 
+def test_the_run_length_survives_a_checkpoint_unless_given_again():
+    a = make_mixer("reducible", ["hungry", "fast", "noise"], warmup=3, total_steps=100)
+    for t in range(1, 60):
+        _feed_one(a, t)
+    sd = json.loads(json.dumps(a.state_dict(), allow_nan=False))
+    b = make_mixer("reducible", ["hungry", "fast", "noise"], warmup=3)  # resumed without saying the length
+    b.load_state_dict(sd)
+    assert b.total_steps == 100
+    for t in range(60, 101):  # the cooldown comes at the same step as in the uninterrupted run
+        np.testing.assert_array_equal(_feed_one(a, t), _feed_one(b, t))
+    c = make_mixer("reducible", ["hungry", "fast", "noise"], warmup=3, total_steps=200)  # the run was extended
+    c.load_state_dict(sd)
+    assert c.total_steps == 200
+    with pytest.raises(MixerError, match="total_steps"):
+        make_mixer("reducible", ["hungry", "fast", "noise"]).load_state_dict({**sd, "total_steps": -1})
+
+
 @pytest.mark.parametrize("bad", [0, -5, 2.5, "100"])
 def test_a_bad_run_length_is_a_one_line_error(bad):
     with pytest.raises(MixerError, match="total_steps") as e:
