@@ -37,7 +37,7 @@ when the run's length is known (``total_steps``; ``OnlineMixing(..., total_steps
 integrations set it). On the demo corpus a domain's held-out loss depends on how much of it the model saw
 *recently*, not only in total: the domains that gave up tokens recover most of their loss in the cooldown,
 while the data-hungry domains keep most of their gain (measured: the same mean gain, the other domains'
-losses halved; ``experiments/LOG.md``, 2026-12-02, fourth session). The mixer keeps fitting its laws
+losses cut by 55-70%; ``experiments/LOG.md``, 2026-12-02, fourth session). The mixer keeps fitting its laws
 during the cooldown; only its weights are not used.
 
 Everything else (warm-up, floor ``min_share``, ``reference=`` tilt) is :class:`AdoMixer`'s; the
