@@ -19,7 +19,8 @@ seed per seed). Methods:
 
 Reported: the held-out loss (nats/token, ``--eval-tokens`` fixed tokens per domain) at the end, its mean
 over domains, and the paired difference against stratified with 2 standard errors (over seeds). Each run
-is cached under ``--out`` (``runs/<method>-s<seed>.json``), so the benchmark can be resumed or extended;
+is cached under ``--out`` (``runs/<method>-s<seed>.json``, with the mixer's defaults: a run cached under other
+defaults is re-run), so the benchmark can be resumed or extended;
 the tables go to ``--out`` as ``results.json`` and ``results.md``.
 
     python experiments/bench_online_real.py --tokens 2000000 --seeds 3
@@ -39,6 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from mixopt.online import OnlineMixing, make_mixer, per_sequence_loss
+from mixopt.online.base import mixer_defaults
 from mixopt.online.power_law import fit_power_law
 
 METHODS = "stratified,static,odm,exp3,aioli,progress,ado,default+ref,static:search,default+search"
@@ -141,10 +143,17 @@ def run_path(folder: Path, method: str, seed: int, args) -> Path:
     return folder / f"{safe}-s{seed}.json"
 
 
-def cached(path: Path, fn):
+def cached(path: Path, fn, defaults: dict | None = None):
+    """The run cached at ``path``, else ``fn()`` (cached). A run cached under other mixer defaults
+    (``defaults``: :func:`mixopt.online.base.mixer_defaults`) is stale and re-run."""
     if path.exists():
-        return json.loads(path.read_text())
+        run = json.loads(path.read_text())
+        if defaults is None or run.get("mixer_defaults") == defaults:
+            return run
+        print(f"{path.name}: cached under other mixer defaults, re-running", flush=True)
     out = fn()
+    if defaults is not None:
+        out["mixer_defaults"] = defaults
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out))
     return out
@@ -211,7 +220,8 @@ def main() -> None:
                     name = args.default
                 t0 = time.perf_counter()
                 r = cached(run_path(out / "runs" / tag, m, seed, args),
-                           lambda name=name, params=params, w=w, seed=seed: train(data, name, params, w, seed, args, val))
+                           lambda name=name, params=params, w=w, seed=seed: train(data, name, params, w, seed, args, val),
+                           mixer_defaults(name))
                 print(f"[{time.perf_counter() - t_all:6.0f} s] seed {seed} {m}: mean {np.mean(r['final']):.4f}  "
                       + " ".join(f"{d}={x:.3f}" for d, x in zip(data.domains, r["final"], strict=True))
                       + f"  ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import inspect
 import json
 import os
 import sys
@@ -37,7 +36,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 from transfer_config import ExperimentConfig, load_experiment_config  # noqa: E402
 
 from mixopt.errors import ConfigError, MixoptError  # noqa: E402
-from mixopt.online.base import MIXERS  # noqa: E402
+from mixopt.online.base import MIXERS, mixer_defaults  # noqa: E402
 
 NO_GPU_NOTE = "GPU-scale repeat not run: no accelerator lent in this task."
 
@@ -207,18 +206,13 @@ def make_jobs(cfg, data_dir, mixtures, scales: dict[str, tuple]) -> tuple[list[d
                 payload = {"w": {d: round(x, 6) for d, x in w.items()}, "online": online, "model": model, "tokens": tokens, "settings": settings,
                            "seed": seed}
                 if online:  # and the mixer's own defaults, so a changed default is not served from the cache
-                    payload["mixer_defaults"] = _mixer_defaults(online["mixer"])
+                    payload["mixer_defaults"] = mixer_defaults(online["mixer"])
                 key = f"{scale}-{_key(payload)}-s{seed}"
                 names.setdefault(key, []).append(name)
                 jobs[key] = {"key": key, "scale": scale, "data_dir": str(data_dir), "model": model,
                              "tokens": tokens, "seed": seed, "weights": w, "settings": settings, "online": online,
                              "out": str(Path(cfg.workspace) / "train" / scale / f"{key}.json")}
     return list(jobs.values()), names
-
-
-def _mixer_defaults(name: str) -> dict:
-    sig = inspect.signature(MIXERS.get(name).__init__)
-    return {k: repr(p.default) for k, p in sig.parameters.items() if p.default is not inspect.Parameter.empty}
 
 
 def tracking_uri(cfg: ExperimentConfig) -> str:

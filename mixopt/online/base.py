@@ -16,6 +16,7 @@ A new mixer is one file with a :class:`Mixer` subclass decorated by :func:`regis
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -32,6 +33,7 @@ __all__ = [
     "observed_loss",
     "available_mixers",
     "make_mixer",
+    "mixer_defaults",
     "register_mixer",
 ]
 
@@ -59,6 +61,13 @@ def _jsonable(v: Any) -> Any:
 def register_mixer(*names: str) -> Callable[[type[Mixer]], type[Mixer]]:
     """Class decorator: make ``make_mixer(name, ...)`` build this class for each of ``names``."""
     return MIXERS.register(*names)
+
+
+def mixer_defaults(name: str) -> dict[str, str]:
+    """``{parameter: repr(default)}`` of a mixer's constructor (``name`` may be an alias such as ``"default"``):
+    what a cache of runs must match, so that a changed default is not served from it."""
+    sig = inspect.signature(MIXERS.get(MIXERS.resolve(name)).__init__)
+    return {k: repr(p.default) for k, p in sig.parameters.items() if p.default is not inspect.Parameter.empty}
 
 
 def available_mixers() -> list[str]:
