@@ -112,6 +112,11 @@ def apply_floor(w: np.ndarray, min_share: float) -> np.ndarray:
     return min_share + (1.0 - len(w) * min_share) * w
 
 
+def _run_length_ok(total_steps: Any) -> bool:
+    """Whether ``total_steps`` is a run length a mixer takes: None or a whole number >= 1."""
+    return total_steps is None or (isinstance(total_steps, (int, np.integer)) and total_steps >= 1)
+
+
 def _as_weights(w: Any, domains: list[str], what: str) -> np.ndarray:
     k = len(domains)
     if isinstance(w, Mapping):
@@ -183,7 +188,7 @@ class Mixer(ABC):
 
     def set_total_steps(self, total_steps: int | None) -> None:
         """The run's length in optimiser steps (None: unknown, no cooldown); MixerError unless >= 1."""
-        if total_steps is not None and not (isinstance(total_steps, (int, np.integer)) and total_steps >= 1):
+        if not _run_length_ok(total_steps):
             raise MixerError(f"total_steps must be a whole number >= 1 (or None), got {total_steps!r}")
         self.total_steps = None if total_steps is None else int(total_steps)
 
@@ -284,7 +289,7 @@ class Mixer(ABC):
         except (TypeError, ValueError, KeyError) as e:
             raise MixerError(f"cannot load state of mixer {self.name!r}: {type(e).__name__}: {e}") from None
         total_steps = sd.get("total_steps")  # absent in older states
-        if total_steps is not None and not (isinstance(total_steps, int) and total_steps >= 1):
+        if not _run_length_ok(total_steps):
             raise MixerError(f"cannot load state of mixer {self.name!r}: total_steps {total_steps!r}")
         if weights.shape != (self.k,):
             raise MixerError(f"cannot load state of mixer {self.name!r}: {weights.shape[0] if weights.ndim else 0} "
