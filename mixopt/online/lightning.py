@@ -61,14 +61,17 @@ class MixingCallback(Callback):
 
     def __init__(self, mixing: OnlineMixing):
         self.mixing = mixing
+        self._length_given = mixing.mixer.total_steps is not None  # else the trainer's, at every start
 
     @property
     def state_key(self) -> str:
         return "MixingCallback"
 
     def on_train_start(self, trainer, pl_module) -> None:
-        """Give the mixer the run's length (for its cooldown) unless it was set."""
-        if self.mixing.mixer.total_steps is None:
+        """Give the mixer the run's length (for its cooldown) unless it was given: the trainer's, also over a
+        length restored from a checkpoint (Lightning restores callbacks before this hook), as the HF trainer
+        does for a resumed run that was extended."""
+        if not self._length_given:
             total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else \
                 trainer.estimated_stepping_batches
             if isinstance(total, (int, float)) and math.isfinite(total) and total >= 1:
