@@ -11,9 +11,13 @@ Implementations of ``linear(x, w)`` = ``x @ w.T`` (differentiable in both argume
 - ``"reference"``: ``F.linear``.
 - ``"onednn"``: ``torch.ops.mkldnn._linear_pointwise`` for the forward and for both backward matmuls
   (a custom autograd function). fp32 tensors on CPU, with oneDNN in this torch build and enabled.
-- ``"auto"``: ``"onednn"`` where eligible and the product has at least 2**20 multiply-adds
-  (M * K * N), else ``"reference"``: a oneDNN call costs ~15 us more than ``torch.mm`` whatever its size,
-  which the faster kernels win back from about 1M multiply-adds on (measured, M = 1..1024 rows).
+- ``"auto"``: ``"onednn"`` where eligible, on an x86 CPU not made by Intel (where MKL takes its slower
+  path), and where the product has at least 2**20 multiply-adds (M * K * N); else ``"reference"``. A
+  oneDNN call costs ~15 us more than ``torch.mm`` whatever its size, which the faster kernels win back from
+  about 1M multiply-adds on (measured, M = 1..1024 rows, AMD EPYC). On an Intel Xeon (AVX-512, AMX) MKL
+  is the faster library at proxy shapes (``torch.mm`` 85-94 GFLOP/s per core against oneDNN's 75-85, and
+  the dense-tiny trainer x1.33 against x1.14 with oneDNN), so there ``"auto"`` stays with ``torch.mm``.
+  The choice depends only on the CPU, never on a timing, so a seed gives the same losses on a machine.
 
 Force one with ``linear(..., impl=...)`` or the ``MIXOPT_LINEAR_IMPL`` environment variable (read when
 ``impl="auto"``). ``matmul_nt(a, b)`` is the same ``a @ b.T`` without autograd, for kernels that do
@@ -28,13 +32,15 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 
 import torch
 import torch.nn.functional as F
 
 from mixopt.kernels.errors import KernelError
 
-__all__ = ["LINEAR_IMPLS", "cpu_fp32_problem", "linear", "matmul_nt", "onednn_available", "resolve_linear_impl"]
+__all__ = ["LINEAR_IMPLS", "cpu_fp32_problem", "linear", "matmul_nt", "mkl_slow_path", "onednn_available",
+           "resolve_linear_impl"]
 
 LINEAR_IMPLS = ("reference", "onednn")
 _ONEDNN_MIN_MACS = 1 << 20  # "auto" below this: torch.mm (see the module docstring)
@@ -52,6 +58,30 @@ def onednn_available() -> bool:
         return bool(torch.allclose(op(a, b, None, "none", [], ""), a @ b.T, rtol=1e-5, atol=1e-5))
     except RuntimeError:
         return False
+
+
+def cpu_vendor(cpuinfo: str) -> str:
+    """The ``vendor_id`` in the text of ``/proc/cpuinfo`` (``"GenuineIntel"``, ``"AuthenticAMD"``...); ``""``
+    when there is none (not x86, or not Linux)."""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "vendor_id":
+            return value.strip()
+    return ""
+
+
+@functools.cache
+def mkl_slow_path() -> bool:
+    """Whether this is an x86 CPU that MKL does not take its fastest path on: one not made by Intel (MKL
+    picks kernels by vendor). Unknown CPUs count as not slow, so ``"auto"`` keeps ``torch.mm`` there."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            vendor = cpu_vendor(f.read(1 << 16))
+    except OSError:
+        vendor = "GenuineIntel" if "intel" in platform.processor().lower() else ""
+    return vendor not in ("", "GenuineIntel")
 
 
 def cpu_fp32_problem(a: torch.Tensor, b: torch.Tensor, path: str) -> str:
@@ -84,7 +114,8 @@ def resolve_linear_impl(impl: str, x: torch.Tensor, w: torch.Tensor) -> str:
         raise KernelError(f"unknown linear implementation {impl!r}; choose one of {LINEAR_IMPLS + ('auto',)}")
     why = _ineligible(x, w)
     if impl == "auto":
-        return "reference" if why or x.numel() * w.shape[0] < _ONEDNN_MIN_MACS else "onednn"
+        small = x.numel() * w.shape[0] < _ONEDNN_MIN_MACS
+        return "reference" if why or small or not mkl_slow_path() else "onednn"
     if impl == "onednn" and why:
         raise KernelError(f"linear 'onednn' is not available here: {why}")
     return impl

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 
 from mixopt.kernels.errors import KernelError
-from mixopt.kernels.linear import linear, matmul_nt, onednn_available, resolve_linear_impl
+from mixopt.kernels.linear import (
+    cpu_vendor,
+    linear,
+    matmul_nt,
+    mkl_slow_path,
+    onednn_available,
+    resolve_linear_impl,
+)
+
+linear_mod = importlib.import_module("mixopt.kernels.linear")  # the module (the package exports the function)
 
 requires_onednn = pytest.mark.skipif(not onednn_available(), reason="this torch build has no oneDNN linear op")
 
@@ -50,10 +61,25 @@ def test_auto_falls_back_where_onednn_cannot_run_and_the_choice_can_be_forced(mo
     with pytest.raises(KernelError, match="unknown linear implementation"):
         resolve_linear_impl("blas", x64, w64)
     x, w = torch.randn(256, 64), torch.randn(64, 64)          # 2**20 multiply-adds: big enough for oneDNN
+    monkeypatch.setattr(linear_mod, "mkl_slow_path", lambda: True)  # as on an AMD CPU
     assert resolve_linear_impl("auto", x, w) == ("onednn" if onednn_available() else "reference")
     assert resolve_linear_impl("auto", x[:255], w) == "reference"  # below: torch.mm's lower call overhead
+    monkeypatch.setattr(linear_mod, "mkl_slow_path", lambda: False)  # as on an Intel CPU: MKL is faster
+    assert resolve_linear_impl("auto", x, w) == "reference"
+    monkeypatch.setattr(linear_mod, "mkl_slow_path", lambda: True)
     monkeypatch.setenv("MIXOPT_LINEAR_IMPL", "reference")
     assert resolve_linear_impl("auto", x, w) == "reference"
     monkeypatch.delenv("MIXOPT_LINEAR_IMPL")
     monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
     assert resolve_linear_impl("auto", x, w) == "reference"
+
+
+def test_the_cpu_vendor_decides_where_auto_uses_onednn():
+    intel = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\n"
+    amd = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\n"
+    assert cpu_vendor(intel) == "GenuineIntel" and cpu_vendor(amd) == "AuthenticAMD"
+    assert cpu_vendor("processor\t: 0\nBogoMIPS\t: 50.00\n") == ""   # an ARM /proc/cpuinfo: no vendor_id
+    with open("/proc/cpuinfo") as f:                          # this machine (CI and ours run Linux on x86)
+        here = cpu_vendor(f.read())
+    assert here, "no vendor_id in /proc/cpuinfo"
+    assert mkl_slow_path() == (here != "GenuineIntel")
