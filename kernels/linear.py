@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from mixopt.kernels.errors import KernelError
 
-__all__ = ["LINEAR_IMPLS", "cpu_fp32_problem", "linear", "matmul_nt", "mkl_slow_path", "onednn_available",
+__all__ = ["LINEAR_IMPLS", "cpu_fp32_problem", "cpu_vendor", "linear", "matmul_nt", "mkl_slow_path", "onednn_available",
            "resolve_linear_impl"]
 
 LINEAR_IMPLS = ("reference", "onednn")
