@@ -79,8 +79,8 @@ def mkl_slow_path() -> bool:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             vendor = cpu_vendor(f.read(1 << 16))
-    except OSError:
-        vendor = "GenuineIntel" if "intel" in platform.processor().lower() else ""
+    except OSError:  # not Linux: the vendor is unknown
+        return False
     return vendor not in ("", "GenuineIntel")
 
 
