@@ -10,6 +10,13 @@
   against the typical spacing of the runs (the median nearest-neighbour distance among them);
 - **self-consistency**: does the model predict the best observed run better than its own proposal?
 - **evidence**: fewer successful runs than domains + 2;
+- **starved domains**: the proposal gives a domain the objective scores less than a quarter of an even
+  share among the scored domains (``_STARVED``). Small proxies learn little of such a domain whatever its
+  share, so their runs cannot show what a larger model loses when it barely sees it; in the transfer
+  experiment (``experiments/transfer``, 6 search seeds) every proposal with a starved scored domain did
+  better at the target scale once that domain was lifted to the threshold, and the two that lost to the
+  uniform mixture were of this kind. The warning names the domains and the ``constraints.min_weight``
+  that lifts them (``report["starved"]``);
 - **run-to-run noise** (when some mixtures were run more than once at the target fidelity): the noise std
   of the objective at the proposal (:func:`mixopt.noise.noise_at`: its own repeats, else smoothed from the
   repeated mixtures) against the predicted gain over the best observed mixture (the mean of its repeats).
@@ -35,6 +42,7 @@ __all__ = ["assess", "needs_run", "noise_line"]
 _WEAK_SPEARMAN = 0.5  # below this, the model ranks held-out runs too poorly to rely on its optimum
 _FAR = 2.0  # nearest run farther than this many times the runs' typical spacing
 _OUTSIDE = 2.0  # predicted better than every run by this many times the model's error: low trust
+_STARVED = 0.25  # a scored domain below this fraction of an even share (among scored domains) is starved
 
 
 def _tv(a: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -119,6 +127,7 @@ def assess(proposal, model, table: RunTable, objective="mean", *, seed: int = 0)
             if proposal.run_id is None and pred_best < float(proposal.predicted) - 1e-9:
                 warnings.append(f"the model predicts the best observed run ({ids[best]}) better than its "
                                 f"own proposal ({pred_best:.4f} vs {proposal.predicted:.4f})")
+    _starved_check(report, warnings, table, obj, w)
     _noise_check(report, warnings, proposal, table, obj, w)
     if np.isfinite(spacing) and spacing > 0 and dist[near] > _FAR * spacing:
         warnings.append(f"{dist[near]:.2f} (total variation) from the nearest run {ids[near]}, "
@@ -137,6 +146,25 @@ def assess(proposal, model, table: RunTable, objective="mean", *, seed: int = 0)
     else:
         report["recommendation"] = "supported by the runs"
     return report
+
+
+def _starved_check(report: dict, warnings: list[str], table: RunTable, obj: Objective, w: np.ndarray) -> None:
+    """Warn about domains the objective scores that the proposal (nearly) leaves out (``report["starved"]``:
+    ``{domain: weight}``, and the floor)."""
+    ow = obj.weights(table.target_names)
+    scored = [d for d in table.domains if d in table.target_names and ow[table.target_names.index(d)] > 0]
+    if len(scored) < 2:  # one scored domain: the proposal gives it what it can, nothing to hedge
+        return
+    floor = _STARVED / len(scored)
+    low = {d: float(w[table.domains.index(d)]) for d in scored if w[table.domains.index(d)] < floor}
+    if not low:
+        return
+    report["starved"] = {"domains": {d: round(x, 4) for d, x in low.items()}, "floor": round(floor, 4)}
+    names = ", ".join(f"{d} {x:.3f}" for d, x in low.items())
+    lift = np.ceil(floor * 100) / 100  # rounded up, so the suggested bound clears the floor
+    warnings.append(f"gives {names} (below {floor:.3f}, a quarter of an even share) though the objective scores "
+                    f"{'it' if len(low) == 1 else 'them'}: small proxies cannot show what a larger model loses on a "
+                    f"domain it barely sees; consider constraints.min_weight: {{{', '.join(f'{d}: {lift:.2f}' for d in low)}}}")
 
 
 def _noise_check(report: dict, warnings: list[str], proposal, table: RunTable, obj: Objective, w: np.ndarray) -> None:

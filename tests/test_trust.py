@@ -133,3 +133,37 @@ def test_a_predicted_gain_within_the_run_to_run_noise_is_called_a_tie():
     # no repeats: no noise section
     single = t.take(np.arange(0, len(t), 3))
     assert "noise" not in s.trust(single, s.recommend(single, FeasibleSet.simplex(DOMAINS)))
+
+
+def _per_domain_table(n=20, seed=3):
+    """Well-spread runs with one loss per domain (each falls with its own share)."""
+    rng = np.random.default_rng(seed)
+    W = rng.dirichlet(np.ones(4), n)
+    Y = 5.0 - np.log(W + 0.01) * 0.3 + 0.01 * rng.normal(size=W.shape)
+    return RunTable.from_arrays(W, Y, domains=DOMAINS, target_names=DOMAINS)
+
+
+def _proposal(w):
+    from mixopt.proposal import Proposal
+
+    return Proposal(weights=dict(zip(DOMAINS, w, strict=True)), rule="predicted")
+
+
+def test_a_proposal_that_starves_a_scored_domain_says_which_and_how_to_lift_it():
+    t = _per_domain_table()
+    r = assess(_proposal([0.6, 0.38, 0.02, 0.0]), None, t, "mean")
+    # four scored domains: the floor is a quarter of an even share, 0.0625; c and d are below it
+    assert r["starved"] == {"domains": {"c": 0.02, "d": 0.0}, "floor": 0.0625}
+    assert r["level"] == "medium" and not r["needs_run"]
+    (msg,) = [m for m in r["warnings"] if "barely sees" in m]
+    assert "c 0.020, d 0.000" in msg and "constraints.min_weight: {c: 0.07, d: 0.07}" in msg
+    # the same mixture when the objective scores only a and b: nothing it scores is starved
+    r2 = assess(_proposal([0.6, 0.38, 0.02, 0.0]), None, t, {"a": 1.0, "b": 1.0})
+    assert "starved" not in r2 and not any("barely sees" in m for m in r2["warnings"])
+    # scored a and c: c (0.02) is below 0.125, a quarter of an even share of two
+    r3 = assess(_proposal([0.6, 0.38, 0.02, 0.0]), None, t, {"a": 1.0, "c": 1.0})
+    assert r3["starved"] == {"domains": {"c": 0.02}, "floor": 0.125}
+    # one scored domain: all of its share is the point, no warning
+    assert "starved" not in assess(_proposal([0.0, 1.0, 0.0, 0.0]), None, t, "a")
+    # every scored domain above the floor: no warning
+    assert "starved" not in assess(_proposal([0.4, 0.3, 0.2, 0.1]), None, t, "mean")

@@ -89,7 +89,9 @@ def search_job_config(cfg: ExperimentConfig, base, objective: str, weights: dict
                 FidelitySettings(preset=preset, tokens=p.tokens)]
     t = train_settings(cfg, p)
     job = base.model_copy(deep=True)
-    job.name = f"{cfg.name}-{objective}-{strategy}"
+    job.name = f"{cfg.name}-{objective}-{strategy}" + ("" if s.seed is None else f"-s{s.seed}")
+    if s.seed is not None:
+        job.seed = s.seed
     job.proxy = ProxySettings(preset=preset, tokens=p.tokens, fidelities=fids, **t)
     job.search = SearchSettings(strategy=strategy, n_init=s.n_init, batch_size=s.batch_size, objective=weights,
                                 parallel=s.parallel, candidates=s.candidates,
@@ -123,7 +125,8 @@ def run_searches(cfg: ExperimentConfig, base, objectives: dict[str, dict[str, fl
     cache.mkdir(parents=True, exist_ok=True)
     for obj, ow in objectives.items():
         for strategy in cfg.search.strategies:
-            path = cache / f"{obj}__{strategy}.json"
+            seed = "" if cfg.search.seed is None else f"__s{cfg.search.seed}"
+            path = cache / f"{obj}__{strategy}{seed}.json"
             if path.exists():
                 out[(obj, strategy)] = json.loads(path.read_text())
                 print(f"search {obj}/{strategy}: reused ({path})", flush=True)
@@ -226,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke version (quick.yaml, ~9 min on 2 loaded cores)")
     ap.add_argument("--strategies", help="comma-separated subset of the config's strategies ('' = no search)")
     ap.add_argument("--objectives", help="comma-separated subset of the config's objectives")
+    ap.add_argument("--search-seed", type=int, help="the search jobs' seed (default: config; other seeds: other jobs)")
     ap.add_argument("--workers", type=int, help="parallel training processes (default: config)")
     ap.add_argument("--results", type=Path, help="results folder (default: results/ or results/quick/)")
     args = ap.parse_args(argv)
@@ -254,6 +258,10 @@ def run(args) -> int:
         cfg.objectives = {o: cfg.objectives[o] for o in chosen}
     if args.workers:
         cfg.workers = args.workers
+    if args.search_seed is not None:
+        if args.search_seed < 0:
+            raise ConfigError("--search-seed must be >= 0")
+        cfg.search.seed = args.search_seed
     results_dir = args.results or HERE / "results" / ("quick" if args.quick else "")
     print(f"transfer experiment {cfg.name}: config {cfg_path}, workspace {cfg.workspace}", flush=True)
 

@@ -92,6 +92,10 @@ class SearchSpec(_Model):
     batch_size: int = Field(default=2, gt=0)
     candidates: int = Field(default=512, gt=0)
     parallel: int = Field(default=2, gt=0)
+    seed: int | None = Field(
+        default=None, ge=0,
+        description="the search jobs' seed (default: the demo job's, 0); another seed gives other jobs and caches",
+    )
     surrogates: dict[str, str] = Field(
         default_factory=dict,
         description="'strategy' or 'objective/strategy' -> search.surrogate overriding the strategy's own model "
