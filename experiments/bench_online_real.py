@@ -118,7 +118,7 @@ def search_job(args) -> Path:
 
     cfg = load_job_config(f"{args.work}/job.yaml")
     cfg.workspace, cfg.tokenizer.vocab_size = f"{args.work}/ws", 512  # the data this benchmark trains on
-    cfg.name = f"search-{args.search_strategy}-t{args.search_tokens}"
+    cfg.name = f"search-{args.search_strategy}-t{args.search_tokens}{_floor_tag(args)}"
     cfg.proxy = cfg.proxy.model_copy(update={"preset": "dense-tiny", "tokens": args.search_tokens,
                                              "seq_len": args.seq, "batch_size": args.batch, "eval_points": 3,
                                              "eval_tokens": 2048})
@@ -126,6 +126,8 @@ def search_job(args) -> Path:
                                                "cpus_per_proxy": 1})
     cfg.budget = cfg.budget.model_copy(update={"runs": 12, "wall_seconds": None})
     cfg.constraints = cfg.constraints.model_copy(update={"max_weight": 0.6})
+    if args.scored_floor is not None:
+        cfg.constraints.scored_floor = args.scored_floor
     cfg.tracking = cfg.tracking.model_copy(update={"uri": f"sqlite:///{Path(args.work).resolve()}/mlflow.db"})
     cfg.ray = cfg.ray.model_copy(update={"num_cpus": 2})
     res = run_search(cfg, progress=False)
@@ -135,11 +137,16 @@ def search_job(args) -> Path:
     return cfg.job_dir
 
 
+def _floor_tag(args) -> str:
+    """``-floor<x>`` when ``--scored-floor`` overrides the product's default (names the job and its runs)."""
+    return "" if args.scored_floor is None else f"-floor{args.scored_floor:g}"
+
+
 def run_path(folder: Path, method: str, seed: int, args) -> Path:
     """The cache file of one run (a search-informed method's name includes its search)."""
     safe = method.replace("/", "_").replace(" ", "").replace(":", "_")
     if method.endswith("+search") or method == "static:search":
-        safe += f"-{args.search_strategy}-t{args.search_tokens}"
+        safe += f"-{args.search_strategy}-t{args.search_tokens}{_floor_tag(args)}"
     return folder / f"{safe}-s{seed}.json"
 
 
@@ -175,6 +182,8 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/mixopt_bench_online_real", help="demo corpus + tokenizer cache")
     ap.add_argument("--search-tokens", type=int, default=65_536, help="tokens per proxy of the search")
     ap.add_argument("--search-strategy", default="bo")
+    ap.add_argument("--scored-floor", type=float, default=None,
+                    help="the search's constraints.scored_floor (default: the product's); tags the job and its runs")
     ap.add_argument("--out", default="experiments/out/online-real")
     ap.add_argument("--progress", type=int, default=500, help="print every N steps (0 = off)")
     ap.add_argument("--report-only", action="store_true", help="tabulate the cached runs only")

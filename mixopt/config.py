@@ -302,6 +302,12 @@ class ConstraintSettings(_Model):
     max_epochs: float | None = Field(default=None, gt=0, description="repetition cap at target_tokens")
     target_tokens: int | None = Field(default=None, gt=0, description="tokens of the final (full) training run")
     kl_to_prior: float | None = Field(default=None, gt=0, description="max KL(proposal || prior), nats")
+    scored_floor: float = Field(
+        default=0.25, ge=0, lt=1,
+        description="every domain the objective scores gets at least this fraction of an even share among the "
+        "scored domains (0.25 of 1/5 = 0.05 for five), unless min_weight names it; cut to the domain's max weight "
+        "and dropped when it does not fit; 0 turns it off. Small proxies cannot show what a larger model loses "
+        "on a domain it barely sees (experiments/LOG.md)")
 
 
 class ReuseSettings(_Model):
@@ -444,6 +450,21 @@ class JobConfig(_Model):
         """The groups over the leaf domains (:class:`~mixopt.hierarchy.Hierarchy`; flat when there are none)."""
         return Hierarchy(list(self.domains), [Group(name, g.min_weight, g.max_weight, g.prior)
                                               for name, g in self.groups.items()])
+
+    def scored_floors(self) -> dict[str, float]:
+        """``{domain: floor}`` from ``constraints.scored_floor``: the domains whose loss the objective scores
+        (nothing with fewer than two: one scored domain gets what the search finds best), except those
+        ``constraints.min_weight`` names."""
+        from mixopt.objective import Objective
+
+        f = self.constraints.scored_floor
+        targets = self.objective_targets()
+        used = {targets[i] for i in Objective.parse(self.search.objective).used_targets(targets)}
+        scored = [d for d in self.domains if d in used]
+        if f <= 0 or len(scored) < 2:
+            return {}
+        named = self.constraints.min_weight if isinstance(self.constraints.min_weight, dict) else {}
+        return {d: f / len(scored) for d in scored if d not in named}
 
     def objective_targets(self) -> list[str]:
         """The run-table targets of the job: every domain's loss, then each eval metric

@@ -5,7 +5,9 @@ mixture the search runs and the mixture it proposes obey the same constraints:
 
     {w : sum(w) = 1, lo <= w <= hi, group bounds, KL(w || prior) <= kl_to_prior}
 
-``lo`` / ``hi`` come from per-domain min/max weights and **repetition caps** (a domain with ``D_i`` tokens
+``lo`` / ``hi`` come from per-domain min/max weights, **floors** (soft lower bounds: each is cut to its
+domain's upper bound, and all are dropped when they would make the set empty; the search puts one on every
+domain its objective scores, ``constraints.scored_floor``) and **repetition caps** (a domain with ``D_i`` tokens
 may be repeated at most ``max_epochs`` times in a run of ``target_tokens`` tokens, so
 ``w_i <= max_epochs * D_i / target_tokens``) and, for hierarchical domains (:mod:`mixopt.hierarchy`), from
 the groups' min/max on the sum of their leaves' weights. The set is convex; :meth:`FeasibleSet.project` maps any
@@ -25,7 +27,7 @@ prior; large ``c``: close to it), each draw projected into the set; draws equal 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -71,6 +73,8 @@ class Constraints:
     kl_to_prior: max ``KL(w || prior)`` in nats.
     groups: :class:`~mixopt.hierarchy.Group` s over the domains (named ``group/leaf``), each with min/max
     bounds on its leaves' total weight.
+    floors: ``{domain: weight}`` soft lower bounds: each is cut to its domain's upper bound (max weight,
+    repetition cap) and all are dropped when they would leave no feasible mixture.
     """
 
     min_weight: float | dict[str, float] = 0.0
@@ -80,15 +84,17 @@ class Constraints:
     domain_tokens: dict[str, float] | None = None
     kl_to_prior: float | None = None
     groups: Sequence[Group] = ()
+    floors: dict[str, float] | None = None
 
     @classmethod
     def from_settings(cls, settings, domain_tokens: dict[str, float] | None = None,
-                      groups: Sequence[Group] = ()) -> Constraints:
-        """From ``JobConfig.constraints`` (``ConstraintSettings``) plus the tokens available per domain and
-        the job's groups (``JobConfig.hierarchy().groups``)."""
+                      groups: Sequence[Group] = (), floors: dict[str, float] | None = None) -> Constraints:
+        """From ``JobConfig.constraints`` (``ConstraintSettings``) plus the tokens available per domain, the
+        job's groups (``JobConfig.hierarchy().groups``) and its soft floors (``JobConfig.scored_floors()``)."""
         return cls(min_weight=settings.min_weight, max_weight=settings.max_weight,
                    max_epochs=settings.max_epochs, target_tokens=settings.target_tokens,
-                   domain_tokens=domain_tokens, kl_to_prior=settings.kl_to_prior, groups=tuple(groups))
+                   domain_tokens=domain_tokens, kl_to_prior=settings.kl_to_prior, groups=tuple(groups),
+                   floors=dict(floors) if floors else None)
 
     def to_dict(self) -> dict:
         d = {"min_weight": self.min_weight, "max_weight": self.max_weight, "max_epochs": self.max_epochs,
@@ -97,6 +103,8 @@ class Constraints:
         if self.groups:
             d["groups"] = {g.name: {"min_weight": g.min_weight, "max_weight": g.max_weight, "prior": g.prior}
                            for g in self.groups}
+        if self.floors:
+            d["floors"] = dict(self.floors)
         return d
 
     def resolve(self, domains: Sequence[str], prior=None) -> FeasibleSet:
@@ -114,6 +122,21 @@ class Constraints:
         if (lo < 0).any() or (hi < 0).any():
             raise MixoptError("constraints: min/max weights must be >= 0")
         hi = np.minimum(hi, 1.0)
+        if self.floors:
+            floor = _per_domain(self.floors, domains, 0.0, "floors")
+            if not np.isfinite(floor).all() or (floor < 0).any():
+                raise MixoptError("constraints: floors must be finite and >= 0")
+            bare = replace(self, floors=None)
+            if self.max_epochs is not None and self.target_tokens is not None and self.domain_tokens:
+                caps = [self.max_epochs * float(self.domain_tokens.get(d, np.inf)) / self.target_tokens for d in domains]
+                hi = np.minimum(hi, caps)  # a floor never asks for more than a domain's repetition cap
+            raised = np.maximum(lo, np.minimum(floor, hi))
+            try:  # floors must not make a feasible set empty: first with them, else without
+                fs = replace(bare, min_weight=raised).resolve(domains, prior)
+            except MixoptError:
+                return bare.resolve(domains, prior)
+            fs.floored = frozenset(d for d, a, b in zip(domains, raised, lo, strict=True) if a > b)
+            return fs
         if self.max_epochs is not None and self.target_tokens is not None:
             if not self.domain_tokens:
                 raise MixoptError("constraints: repetition caps (max_epochs, target_tokens) need domain_tokens")
@@ -172,6 +195,7 @@ class FeasibleSet:
         self.hierarchy = hierarchy if hierarchy is not None and not hierarchy.flat else None
         self.kl_anchor = self._box_simplex(self.prior, mode="kl")
         self.points = points
+        self.floored: frozenset[str] = frozenset()  # domains whose lower bound is a floor (Constraints.floors)
 
     @classmethod
     def simplex(cls, domains: Sequence[str], prior=None) -> FeasibleSet:
@@ -194,8 +218,10 @@ class FeasibleSet:
         keep = np.array([self._in_constraints(w) for w in P], dtype=bool)
         if not keep.any():
             raise MixoptError("infeasible constraints: none of the given mixtures satisfies them")
-        return FeasibleSet(self.domains, self.lo, self.hi, self.cap_kind, self.prior, self.kl_max, P[keep],
-                           hierarchy=self.hierarchy)
+        fs = FeasibleSet(self.domains, self.lo, self.hi, self.cap_kind, self.prior, self.kl_max, P[keep],
+                         hierarchy=self.hierarchy)
+        fs.floored = self.floored
+        return fs
 
     # ------------------------------------------------------------------ sampling
     def sample(self, n: int, seed: int, *, concentrations: Sequence[float] = (0.1, 5.0),
@@ -376,11 +402,11 @@ class FeasibleSet:
 
     def active(self, w, tol: float = 1e-6) -> list[str]:
         """Names of the constraints that bind at ``w``, e.g. ``"max_weight[web]"`` (a domain or a group),
-        ``"kl_to_prior"``."""
+        ``"floor[code]"``, ``"kl_to_prior"``."""
         out = [] if self.hierarchy is None else self.hierarchy.active(np.asarray(w, float), tol)
         for i, d in enumerate(self.domains):
             if w[i] <= self.lo[i] + tol and self.lo[i] > 0:
-                out.append(f"min_weight[{d}]")
+                out.append(f"{'floor' if d in self.floored else 'min_weight'}[{d}]")
             if w[i] >= self.hi[i] - tol and self.hi[i] < 1:
                 out.append(f"{self.cap_kind[i]}[{d}]")
         if self.kl_max is not None and kl_divergence(w, self.prior) >= self.kl_max - max(tol, 1e-4 * self.kl_max):

@@ -16,7 +16,9 @@
   experiment (``experiments/transfer``, 6 search seeds) 9 of 10 proposals with a starved scored domain did
   better at the target scale once it was lifted to the threshold (the 10th within seed noise), and the
   three that lost to the uniform mixture were all of this kind. The warning names the domains and the ``constraints.min_weight``
-  that lifts them (``report["starved"]``);
+  that lifts them (``report["starved"]``). A search job keeps such domains at this floor by default
+  (``constraints.scored_floor``), so there the warning means the floor was turned off or could not be met;
+  a proposal fitted from a run table (``mixopt fit``) has no floor unless ``--min-weight`` sets one;
 - **run-to-run noise** (when some mixtures were run more than once at the target fidelity): the noise std
   of the objective at the proposal (:func:`mixopt.noise.noise_at`: its own repeats, else smoothed from the
   repeated mixtures) against the predicted gain over the best observed mixture (the mean of its repeats).
@@ -156,7 +158,7 @@ def _starved_check(report: dict, warnings: list[str], table: RunTable, obj: Obje
     if len(scored) < 2:  # one scored domain: the proposal gives it what it can, nothing to hedge
         return
     floor = _STARVED / len(scored)
-    low = {table.domains[j]: float(w[j]) for j in scored if w[j] < floor}
+    low = {table.domains[j]: float(w[j]) for j in scored if w[j] < floor - 1e-6}  # a floor met to rounding is met
     if not low:
         return
     report["starved"] = {"domains": {d: round(x, 4) for d, x in low.items()}, "floor": round(floor, 4)}

@@ -249,3 +249,26 @@ def test_restrict_drops_points_that_violate_the_constraints():
     assert "\n" not in str(e.value)
     with pytest.raises(MixoptError, match="2 domains, expected 3"):
         FeasibleSet.simplex(["a", "b", "c"]).restrict([[0.5, 0.5]])
+
+
+# ---------------------------------------------------------------------------------------------- floors
+def test_floors_raise_the_lower_bounds_but_never_above_a_cap():
+    c = Constraints(max_weight={"code": 0.02}, max_epochs=1, target_tokens=100,
+                    domain_tokens={"web": 100, "code": 100, "books": 100, "papers": 3, "wiki": 100},
+                    floors={"web": 0.05, "code": 0.05, "papers": 0.05})
+    fs = c.resolve(DOMAINS, prior=PRIOR)
+    # web gets its floor, code only its max weight, papers only its repetition cap (3 tokens of 100), the rest 0
+    np.testing.assert_allclose(fs.lo, [0.05, 0.02, 0.0, 0.03, 0.0])
+    X = fs.sample(200, seed=0)
+    assert (fs.lo - 1e-9 <= X).all() and np.allclose(X.sum(1), 1.0)
+    # a proposal held up by a floor says so (the report lists the binding constraints)
+    assert "floor[web]" in fs.active(np.array([0.05, 0.02, 0.9, 0.03, 0.0]))
+    assert "min_weight[web]" in Constraints(min_weight={"web": 0.05}).resolve(DOMAINS).active(
+        np.array([0.05, 0.2, 0.5, 0.2, 0.05]))
+
+
+def test_floors_that_cannot_all_fit_are_dropped_rather_than_making_the_set_empty():
+    fs = Constraints(min_weight={"web": 0.5}, floors={d: 0.2 for d in DOMAINS}).resolve(DOMAINS, prior=PRIOR)
+    np.testing.assert_allclose(fs.lo, [0.5, 0, 0, 0, 0])  # 0.5 + 4 x 0.2 > 1: only the user's bound stays
+    with pytest.raises(MixoptError, match="floors"):
+        Constraints(floors={"web": -0.1}).resolve(DOMAINS)

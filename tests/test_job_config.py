@@ -102,3 +102,27 @@ def test_group_bounds_are_checked_against_domain_constraints(tmp_path):
     job["constraints"] = {"max_weight": {"web": 0.5}}  # a group named where domains belong: say where it goes
     with pytest.raises(ConfigError, match=r"names unknown domain\(s\) \['web'\].*domains.web.group"):
         _load(tmp_path, yaml.safe_dump(job))
+
+
+FLAT = """
+name: f
+domains: {a: corpus/a, b: corpus/b, c: corpus/c, d: corpus/d}
+"""
+
+
+@pytest.mark.parametrize("extra, floors", [
+    ("", {d: 0.0625 for d in "abcd"}),  # mean of all four: a quarter of 1/4 each
+    ("search: {objective: {a: 1, b: 2}}", {"a": 0.125, "b": 0.125}),  # only the scored domains
+    ("search: {objective: {a: 1, b: 2}}\nconstraints: {min_weight: {a: 0.01}}", {"b": 0.125}),  # user's bound wins
+    ("search: {objective: {a: 1}}", {}),  # one scored domain: nothing to hedge
+    ("constraints: {scored_floor: 0}", {}),  # off
+    ("constraints: {scored_floor: 0.5}", {d: 0.125 for d in "abcd"}),
+])
+def test_scored_floors_cover_the_domains_the_objective_scores(tmp_path, extra, floors):
+    cfg = _load(tmp_path, FLAT + extra)
+    assert cfg.scored_floors() == pytest.approx(floors)
+
+
+def test_a_scored_floor_of_one_or_more_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="scored_floor"):
+        _load(tmp_path, FLAT + "constraints: {scored_floor: 1.0}")

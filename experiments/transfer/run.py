@@ -89,9 +89,11 @@ def search_job_config(cfg: ExperimentConfig, base, objective: str, weights: dict
                 FidelitySettings(preset=preset, tokens=p.tokens)]
     t = train_settings(cfg, p)
     job = base.model_copy(deep=True)
-    job.name = f"{cfg.name}-{objective}-{strategy}" + ("" if s.seed is None else f"-s{s.seed}")
+    job.name = f"{cfg.name}-{objective}-{strategy}" + _search_tag(cfg, "-")
     if s.seed is not None:
         job.seed = s.seed
+    if s.scored_floor is not None:
+        job.constraints.scored_floor = s.scored_floor
     job.proxy = ProxySettings(preset=preset, tokens=p.tokens, fidelities=fids, **t)
     job.search = SearchSettings(strategy=strategy, n_init=s.n_init, batch_size=s.batch_size, objective=weights,
                                 parallel=s.parallel, candidates=s.candidates,
@@ -101,6 +103,13 @@ def search_job_config(cfg: ExperimentConfig, base, objective: str, weights: dict
     job.tracking.experiment = cfg.name
     job.ray = RaySettings(num_cpus=s.parallel)
     return job
+
+
+def _search_tag(cfg: ExperimentConfig, sep: str) -> str:
+    """What tells this experiment's search jobs apart from other seeds and floors (``-s1-floor0``)."""
+    s = cfg.search
+    tag = ("" if s.seed is None else f"{sep}s{s.seed}") + ("" if s.scored_floor is None else f"{sep}floor{s.scored_floor:g}")
+    return tag
 
 
 def _proposal_weights(result, job_dir: Path) -> dict[str, float]:
@@ -125,8 +134,7 @@ def run_searches(cfg: ExperimentConfig, base, objectives: dict[str, dict[str, fl
     cache.mkdir(parents=True, exist_ok=True)
     for obj, ow in objectives.items():
         for strategy in cfg.search.strategies:
-            seed = "" if cfg.search.seed is None else f"__s{cfg.search.seed}"
-            path = cache / f"{obj}__{strategy}{seed}.json"
+            path = cache / f"{obj}__{strategy}{_search_tag(cfg, '__')}.json"
             if path.exists():
                 out[(obj, strategy)] = json.loads(path.read_text())
                 print(f"search {obj}/{strategy}: reused ({path})", flush=True)
@@ -230,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strategies", help="comma-separated subset of the config's strategies ('' = no search)")
     ap.add_argument("--objectives", help="comma-separated subset of the config's objectives")
     ap.add_argument("--search-seed", type=int, help="the search jobs' seed (default: config; other seeds: other jobs)")
+    ap.add_argument("--scored-floor", type=float,
+                    help="the search jobs' constraints.scored_floor (default: config, else the product's); "
+                         "tags their names and caches")
     ap.add_argument("--workers", type=int, help="parallel training processes (default: config)")
     ap.add_argument("--results", type=Path, help="results folder (default: results/ or results/quick/)")
     args = ap.parse_args(argv)
@@ -262,6 +273,10 @@ def run(args) -> int:
         if args.search_seed < 0:
             raise ConfigError("--search-seed must be >= 0")
         cfg.search.seed = args.search_seed
+    if args.scored_floor is not None:
+        if not 0 <= args.scored_floor < 1:
+            raise ConfigError("--scored-floor must be in [0, 1)")
+        cfg.search.scored_floor = args.scored_floor
     results_dir = args.results or HERE / "results" / ("quick" if args.quick else "")
     print(f"transfer experiment {cfg.name}: config {cfg_path}, workspace {cfg.workspace}", flush=True)
 

@@ -96,6 +96,11 @@ class SearchSpec(_Model):
         default=None, ge=0,
         description="the search jobs' seed (default: the demo job's, 0); another seed gives other jobs and caches",
     )
+    scored_floor: float | None = Field(
+        default=None, ge=0, lt=1,
+        description="the search jobs' constraints.scored_floor (default: the product's); when set, the job names "
+                    "and caches carry it (-floor<x>), so runs with and without a floor sit side by side",
+    )
     surrogates: dict[str, str] = Field(
         default_factory=dict,
         description="'strategy' or 'objective/strategy' -> search.surrogate overriding the strategy's own model "

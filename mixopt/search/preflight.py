@@ -88,8 +88,8 @@ def check_plan(cfg, plan: dict[str, Any]) -> list[str]:
         tokens = {r["domain"]: float(r["train_tokens"]) for r in rows}
         estimated = "" if about == "" else " (with estimated token counts)"
         try:
-            fs = Constraints.from_settings(cfg.constraints, tokens, groups=list(cfg.hierarchy().groups.values())
-                                           ).resolve(domains, prior=[r["prior"] for r in rows])
+            fs = Constraints.from_settings(cfg.constraints, tokens, groups=list(cfg.hierarchy().groups.values()),
+                                           floors=cfg.scored_floors()).resolve(domains, prior=[r["prior"] for r in rows])
         except MixoptError as e:
             problems.append(f"{e}{estimated}")
         else:

@@ -96,7 +96,8 @@ class SearchSpace:
             levels.append([float(f.tokens), float(pc.param_counts()["total"])])
             costs.append(float(pc.flops_per_token(cfg.proxy.seq_len)) * float(f.tokens))
         feasible = Constraints.from_settings(cfg.constraints, dict(zip(domains, tokens.tolist(), strict=True)),
-                                             groups=list(hierarchy.groups.values())).resolve(domains, prior=prior)
+                                             groups=list(hierarchy.groups.values()), floors=cfg.scored_floors()
+                                             ).resolve(domains, prior=prior)
         reuse = load_reuse(cfg)
         coords, coord_prior = domains, prior
         if reuse is not None:  # decide over the reused coordinates; the bounds follow the domains' own

@@ -55,6 +55,10 @@ def test_tiny_search_end_to_end_then_resume_and_extend(ray_cluster, tiny_job, tm
     assert set(p.weights) == set(domains)
     assert sum(p.weights.values()) == pytest.approx(1.0, abs=1e-6)
     assert min(p.weights.values()) >= -1e-9
+    # the objective scores every domain: by default no run and no proposal leaves one below its floor
+    floors = cfg.scored_floors()
+    assert set(floors) == set(domains)
+    assert all(w[d] >= f - 1e-9 for w in [p.weights] + [r.weights for r in runs] for d, f in floors.items())
     assert math.isfinite(p.predicted) and p.std is not None and p.std >= 0
     assert math.isfinite(p.baselines["prior"]["predicted"]) and math.isfinite(p.baselines["uniform"]["predicted"])
     assert p.baselines["best_run"]["observed"] == pytest.approx(min(r.objective for r in runs))
