@@ -122,21 +122,6 @@ class Constraints:
         if (lo < 0).any() or (hi < 0).any():
             raise MixoptError("constraints: min/max weights must be >= 0")
         hi = np.minimum(hi, 1.0)
-        if self.floors:
-            floor = _per_domain(self.floors, domains, 0.0, "floors")
-            if not np.isfinite(floor).all() or (floor < 0).any():
-                raise MixoptError("constraints: floors must be finite and >= 0")
-            bare = replace(self, floors=None)
-            if self.max_epochs is not None and self.target_tokens is not None and self.domain_tokens:
-                caps = [self.max_epochs * float(self.domain_tokens.get(d, np.inf)) / self.target_tokens for d in domains]
-                hi = np.minimum(hi, caps)  # a floor never asks for more than a domain's repetition cap
-            raised = np.maximum(lo, np.minimum(floor, hi))
-            try:  # floors must not make a feasible set empty: first with them, else without
-                fs = replace(bare, min_weight=raised).resolve(domains, prior)
-            except MixoptError:
-                return bare.resolve(domains, prior)
-            fs.floored = frozenset(d for d, a, b in zip(domains, raised, lo, strict=True) if a > b)
-            return fs
         if self.max_epochs is not None and self.target_tokens is not None:
             if not self.domain_tokens:
                 raise MixoptError("constraints: repetition caps (max_epochs, target_tokens) need domain_tokens")
@@ -149,6 +134,18 @@ class Constraints:
             for i in range(k):
                 if cap[i] < hi[i]:
                     hi[i], cap_kind[i] = cap[i], "repetition_cap"
+        if self.floors:  # hi holds the max weights and repetition caps here: a floor never asks for more
+            floor = _per_domain(self.floors, domains, 0.0, "floors")
+            if not np.isfinite(floor).all() or (floor < 0).any():
+                raise MixoptError("constraints: floors must be finite and >= 0")
+            bare = replace(self, floors=None)
+            raised = np.maximum(lo, np.minimum(floor, hi))
+            try:  # floors must not make a feasible set empty: first with them, else without
+                fs = replace(bare, min_weight=raised).resolve(domains, prior)
+            except MixoptError:
+                return bare.resolve(domains, prior)
+            fs.floored = frozenset(d for d, a, b in zip(domains, raised, lo, strict=True) if a > b)
+            return fs
         p = np.full(k, 1.0 / k) if prior is None else np.asarray(prior, float).ravel()
         if p.shape != (k,) or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
             raise MixoptError(f"constraints: prior must be {k} non-negative weights with a positive sum")
