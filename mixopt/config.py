@@ -458,9 +458,7 @@ class JobConfig(_Model):
         from mixopt.objective import Objective
 
         f = self.constraints.scored_floor
-        targets = self.objective_targets()
-        used = {targets[i] for i in Objective.parse(self.search.objective).used_targets(targets)}
-        scored = [d for d in self.domains if d in used]
+        scored = Objective.parse(self.search.objective).scored_domains(self.objective_targets(), list(self.domains))
         if f <= 0 or len(scored) < 2:
             return {}
         named = self.constraints.min_weight if isinstance(self.constraints.min_weight, dict) else {}

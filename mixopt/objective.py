@@ -140,6 +140,12 @@ class Objective:
         """Indices of the targets with a non-zero weight (the only ones a model needs to fit)."""
         return [int(i) for i in np.flatnonzero(self.weights(target_names))]
 
+    def scored_domains(self, target_names: Sequence[str], domains: Sequence[str]) -> list[str]:
+        """The ``domains`` (in order) whose loss is a target with a non-zero weight."""
+        names = list(target_names)
+        used = {names[i] for i in self.used_targets(names)}
+        return [d for d in domains if d in used]
+
 
 def _parse_weights(text: str) -> dict[str, float]:
     """``{name: weight}`` from the command-line form ``name=w,name=w``."""

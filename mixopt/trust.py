@@ -153,8 +153,8 @@ def assess(proposal, model, table: RunTable, objective="mean", *, seed: int = 0)
 def _starved_check(report: dict, warnings: list[str], table: RunTable, obj: Objective, w: np.ndarray) -> None:
     """Warn about domains the objective scores that the proposal (nearly) leaves out (``report["starved"]``:
     ``{"domains": {domain: weight}, "floor": floor}``)."""
-    used = {table.target_names[i] for i in obj.used_targets(table.target_names)}
-    scored = [j for j, d in enumerate(table.domains) if d in used]
+    names = obj.scored_domains(table.target_names, table.domains)
+    scored = [table.domains.index(d) for d in names]
     if len(scored) < 2:  # one scored domain: the proposal gives it what it can, nothing to hedge
         return
     floor = _STARVED / len(scored)
