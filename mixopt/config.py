@@ -308,6 +308,11 @@ class ConstraintSettings(_Model):
         "scored domains (0.25 of 1/5 = 0.05 for five), unless min_weight names it; cut to the domain's max weight "
         "and dropped when it does not fit; 0 turns it off. Small proxies cannot show what a larger model loses "
         "on a domain it barely sees (experiments/LOG.md)")
+    scored_floor_scope: Literal["search", "proposal"] = Field(
+        default="search",
+        description="where the scored floor applies: 'search' (the initial design, every candidate and the "
+        "proposal) or 'proposal' (only the proposal and its verification run: the proxies explore the whole "
+        "feasible set, as without a floor)")
 
 
 class ReuseSettings(_Model):

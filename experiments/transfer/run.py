@@ -94,6 +94,8 @@ def search_job_config(cfg: ExperimentConfig, base, objective: str, weights: dict
         job.seed = s.seed
     if s.scored_floor is not None:
         job.constraints.scored_floor = s.scored_floor
+    if s.scored_floor_scope is not None:
+        job.constraints.scored_floor_scope = s.scored_floor_scope
     job.proxy = ProxySettings(preset=preset, tokens=p.tokens, fidelities=fids, **t)
     job.search = SearchSettings(strategy=strategy, n_init=s.n_init, batch_size=s.batch_size, objective=weights,
                                 parallel=s.parallel, candidates=s.candidates,
@@ -106,10 +108,11 @@ def search_job_config(cfg: ExperimentConfig, base, objective: str, weights: dict
 
 
 def _search_tag(cfg: ExperimentConfig, sep: str) -> str:
-    """What tells this experiment's search jobs apart from other seeds and floors (``-s1-floor0``)."""
+    """What tells this experiment's search jobs apart from other seeds and floors (``-s1-floor0-scopeproposal``)."""
     s = cfg.search
-    tag = ("" if s.seed is None else f"{sep}s{s.seed}") + ("" if s.scored_floor is None else f"{sep}floor{s.scored_floor:g}")
-    return tag
+    return (("" if s.seed is None else f"{sep}s{s.seed}")
+            + ("" if s.scored_floor is None else f"{sep}floor{s.scored_floor:g}")
+            + ("" if s.scored_floor_scope is None else f"{sep}scope{s.scored_floor_scope}"))
 
 
 def _proposal_weights(result, job_dir: Path) -> dict[str, float]:
@@ -241,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scored-floor", type=float,
                     help="the search jobs' constraints.scored_floor (default: config, else the product's); "
                          "tags their names and caches")
+    ap.add_argument("--floor-scope", choices=["search", "proposal"],
+                    help="the search jobs' constraints.scored_floor_scope (default: config, else the product's); "
+                         "tags their names and caches")
     ap.add_argument("--workers", type=int, help="parallel training processes (default: config)")
     ap.add_argument("--results", type=Path, help="results folder (default: results/ or results/quick/)")
     args = ap.parse_args(argv)
@@ -277,6 +283,8 @@ def run(args) -> int:
         if not 0 <= args.scored_floor < 1:
             raise ConfigError("--scored-floor must be in [0, 1)")
         cfg.search.scored_floor = args.scored_floor
+    if args.floor_scope is not None:
+        cfg.search.scored_floor_scope = args.floor_scope
     results_dir = args.results or HERE / "results" / ("quick" if args.quick else "")
     print(f"transfer experiment {cfg.name}: config {cfg_path}, workspace {cfg.workspace}", flush=True)
 

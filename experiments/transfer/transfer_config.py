@@ -101,6 +101,11 @@ class SearchSpec(_Model):
         description="the search jobs' constraints.scored_floor (default: the product's); when set, the job names "
                     "and caches carry it (-floor<x>), so runs with and without a floor sit side by side",
     )
+    scored_floor_scope: Literal["search", "proposal"] | None = Field(
+        default=None,
+        description="the search jobs' constraints.scored_floor_scope (default: the product's); when set, the job "
+                    "names and caches carry it (-scope<x>)",
+    )
     surrogates: dict[str, str] = Field(
         default_factory=dict,
         description="'strategy' or 'objective/strategy' -> search.surrogate overriding the strategy's own model "

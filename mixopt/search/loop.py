@@ -145,8 +145,9 @@ class _Search:
 
     # --- candidates ---------------------------------------------------------------------------------
     def candidates(self, round_index: int) -> np.ndarray:
-        """Fresh feasible mixtures for one round (the same constraints the proposal obeys)."""
-        return self.space.feasible.sample(self.cfg.search.candidates,
+        """Fresh feasible mixtures for one round (the constraints the proposal obeys, less the scored floors
+        when ``constraints.scored_floor_scope`` is ``"proposal"``)."""
+        return self.space.design_set.sample(self.cfg.search.candidates,
                                           seed=run_seed(self.cfg.seed, 10_000 + round_index), at_most=True)
 
     def elapsed(self) -> float:

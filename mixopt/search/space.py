@@ -2,7 +2,8 @@
 the feasible set, the fidelity levels with their costs, the objective and the strategy.
 
 Every decision of the job goes through these objects: the initial design and every round's candidates
-are sampled from :attr:`SearchSpace.feasible`, the job's runs become one :class:`~mixopt.runs.RunTable`
+are sampled from :attr:`SearchSpace.feasible` (:attr:`SearchSpace.design_set`: without the scored floors when
+they apply to the proposal only), the job's runs become one :class:`~mixopt.runs.RunTable`
 (:meth:`SearchSpace.table`: per-domain final losses, each run's eval curve, fidelity columns ``tokens`` and
 ``n_params``, each run's wall seconds as its cost, the levels' FLOPs as their prior cost), and the
 proposal is ``strategy.recommend(table, feasible)``.
@@ -65,6 +66,13 @@ class SearchSpace:
     targets: list[str] | None = None
     leaves: list[str] | None = None  # the data domains a proxy trains on (default: domains)
     reuse: Reuse | None = None
+    explore: FeasibleSet | None = None  # where proxies may run, when wider than the proposal's set
+
+    @property
+    def design_set(self) -> FeasibleSet:
+        """Where the initial design and every round's candidates are drawn from: :attr:`feasible`, or without
+        the scored floors when ``constraints.scored_floor_scope`` is ``"proposal"``."""
+        return self.explore if self.explore is not None else self.feasible
 
     def __post_init__(self) -> None:
         self.leaves = list(self.leaves or self.domains)
@@ -95,20 +103,24 @@ class SearchSpace:
             pc = ProxyConfig.preset(f.preset).with_vocab(data.vocab_size)
             levels.append([float(f.tokens), float(pc.param_counts()["total"])])
             costs.append(float(pc.flops_per_token(cfg.proxy.seq_len)) * float(f.tokens))
-        feasible = Constraints.from_settings(cfg.constraints, dict(zip(domains, tokens.tolist(), strict=True)),
-                                             groups=list(hierarchy.groups.values()), floors=cfg.scored_floors()
-                                             ).resolve(domains, prior=prior)
+        floors = cfg.scored_floors()
+        sets = {"feasible": floors, "explore": {}} if floors and cfg.constraints.scored_floor_scope == "proposal" \
+            else {"feasible": floors}
+        sets = {name: Constraints.from_settings(cfg.constraints, dict(zip(domains, tokens.tolist(), strict=True)),
+                                                groups=list(hierarchy.groups.values()), floors=f
+                                                ).resolve(domains, prior=prior) for name, f in sets.items()}
         reuse = load_reuse(cfg)
         coords, coord_prior = domains, prior
         if reuse is not None:  # decide over the reused coordinates; the bounds follow the domains' own
             if cfg.constraints.kl_to_prior is not None or cfg.groups:
                 raise ConfigError("reuse cannot be combined with constraints.kl_to_prior or domain groups yet")
-            lo, hi = reuse.bounds(feasible.lo, feasible.hi)
             coords, coord_prior = reuse.coordinates, reuse.prior(prior)
-            feasible = Constraints(min_weight=lo, max_weight=hi).resolve(coords, prior=coord_prior)
-        return cls(coords, coord_prior, tokens, np.array(levels), np.array(costs), feasible,
+            for name, f in sets.items():
+                lo, hi = reuse.bounds(f.lo, f.hi)
+                sets[name] = Constraints(min_weight=lo, max_weight=hi).resolve(coords, prior=coord_prior)
+        return cls(coords, coord_prior, tokens, np.array(levels), np.array(costs), sets["feasible"],
                    Objective.parse(cfg.search.objective), cost_unit=cfg.search.cost_unit,
-                   targets=cfg.objective_targets(), leaves=domains, reuse=reuse)
+                   targets=cfg.objective_targets(), leaves=domains, reuse=reuse, explore=sets.get("explore"))
 
     def empty_table(self) -> RunTable:
         return RunTable.empty(self.domains, self.targets, fidelity_names=FIDELITY_COLUMNS, levels=self.levels,
