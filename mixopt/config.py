@@ -308,11 +308,12 @@ class ConstraintSettings(_Model):
         "scored domains (0.25 of 1/5 = 0.05 for five), unless min_weight names it; cut to the domain's max weight "
         "and dropped when it does not fit; 0 turns it off. Small proxies cannot show what a larger model loses "
         "on a domain it barely sees (experiments/LOG.md)")
-    scored_floor_scope: Literal["search", "proposal"] = Field(
-        default="search",
+    scored_floor_scope: Literal["auto", "search", "proposal"] = Field(
+        default="auto",
         description="where the scored floor applies: 'search' (the initial design, every candidate and the "
         "proposal) or 'proposal' (only the proposal and its verification run: the proxies explore the whole "
-        "feasible set, as without a floor)")
+        "feasible set, as without a floor); 'auto': 'proposal' for search.strategy mixing_law, else 'search' "
+        "(what measured best for each, experiments/LOG.md)")
 
 
 class ReuseSettings(_Model):
@@ -468,6 +469,15 @@ class JobConfig(_Model):
             return {}
         named = self.constraints.min_weight if isinstance(self.constraints.min_weight, dict) else {}
         return {d: f / len(scored) for d in scored if d not in named}
+
+    def scored_floor_scope(self) -> str:
+        """Where the scored floors apply, ``"search"`` or ``"proposal"`` (``constraints.scored_floor_scope``,
+        ``"auto"`` resolved by the strategy: a mixing law fitted over the whole simplex, including mixtures
+        that nearly leave a domain out, picked better proposals than one fitted inside the floors)."""
+        scope = self.constraints.scored_floor_scope
+        if scope == "auto":
+            return "proposal" if self.search.strategy == "mixing_law" else "search"
+        return scope
 
     def objective_targets(self) -> list[str]:
         """The run-table targets of the job: every domain's loss, then each eval metric

@@ -126,3 +126,18 @@ def test_scored_floors_cover_the_domains_the_objective_scores(tmp_path, extra, f
 def test_a_scored_floor_of_one_or_more_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="scored_floor"):
         _load(tmp_path, FLAT + "constraints: {scored_floor: 1.0}")
+
+
+@pytest.mark.parametrize("extra, scope", [
+    ("", "search"),  # the default strategy (bo): the floors bind every proxy
+    ("search: {strategy: mixing_law}", "proposal"),  # the law is fitted over the whole simplex
+    ("search: {strategy: mixing_law}\nconstraints: {scored_floor_scope: search}", "search"),  # the user's choice
+    ("search: {strategy: regmix}\nconstraints: {scored_floor_scope: proposal}", "proposal"),
+])
+def test_the_scored_floor_scope_follows_the_strategy_unless_set(tmp_path, extra, scope):
+    assert _load(tmp_path, FLAT + extra).scored_floor_scope() == scope
+
+
+def test_an_unknown_scored_floor_scope_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="scored_floor_scope"):
+        _load(tmp_path, FLAT + "constraints: {scored_floor_scope: everywhere}")

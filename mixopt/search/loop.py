@@ -146,7 +146,7 @@ class _Search:
     # --- candidates ---------------------------------------------------------------------------------
     def candidates(self, round_index: int) -> np.ndarray:
         """Fresh feasible mixtures for one round (the constraints the proposal obeys, less the scored floors
-        when ``constraints.scored_floor_scope`` is ``"proposal"``)."""
+        when they apply to the proposal only)."""
         return self.space.design_set.sample(self.cfg.search.candidates,
                                           seed=run_seed(self.cfg.seed, 10_000 + round_index), at_most=True)
 

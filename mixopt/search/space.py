@@ -71,7 +71,7 @@ class SearchSpace:
     @property
     def design_set(self) -> FeasibleSet:
         """Where the initial design and every round's candidates are drawn from: :attr:`feasible`, or without
-        the scored floors when ``constraints.scored_floor_scope`` is ``"proposal"``."""
+        the scored floors when they apply to the proposal only (``JobConfig.scored_floor_scope()``)."""
         return self.explore if self.explore is not None else self.feasible
 
     def __post_init__(self) -> None:
@@ -104,7 +104,7 @@ class SearchSpace:
             levels.append([float(f.tokens), float(pc.param_counts()["total"])])
             costs.append(float(pc.flops_per_token(cfg.proxy.seq_len)) * float(f.tokens))
         floors = cfg.scored_floors()
-        sets = {"feasible": floors, "explore": {}} if floors and cfg.constraints.scored_floor_scope == "proposal" \
+        sets = {"feasible": floors, "explore": {}} if floors and cfg.scored_floor_scope() == "proposal" \
             else {"feasible": floors}
         sets = {name: Constraints.from_settings(cfg.constraints, dict(zip(domains, tokens.tolist(), strict=True)),
                                                 groups=list(hierarchy.groups.values()), floors=f
