@@ -138,11 +138,17 @@ def run_searches(cfg: ExperimentConfig, base, objectives: dict[str, dict[str, fl
     for obj, ow in objectives.items():
         for strategy in cfg.search.strategies:
             path = cache / f"{obj}__{strategy}{_search_tag(cfg, '__')}.json"
+            job = search_job_config(cfg, base, obj, ow, strategy)
+            floors = {"scored_floors": job.scored_floors(), "scope": job.scored_floor_scope()}
             if path.exists():
-                out[(obj, strategy)] = json.loads(path.read_text())
+                cached = json.loads(path.read_text())
+                if cached.get("floors", floors) != floors:  # searches cached before this check carry none
+                    raise ConfigError(f"search {obj}/{strategy} in {path} ran with floors {cached['floors']}, the "
+                                      f"product's are now {floors}: use another workspace, or --scored-floor / "
+                                      "--floor-scope to tag the jobs")
+                out[(obj, strategy)] = cached
                 print(f"search {obj}/{strategy}: reused ({path})", flush=True)
                 continue
-            job = search_job_config(cfg, base, obj, ow, strategy)
             t0 = time.time()
             print(f"search {obj}/{strategy}: budget {cfg.search.budget_tokens:,} proxy tokens ...", flush=True)
             result = run_search(job, progress=False)
@@ -150,7 +156,7 @@ def run_searches(cfg: ExperimentConfig, base, objectives: dict[str, dict[str, fl
             top = len(job.proxy.fidelity_list()) - 1
             prop = result.proposal  # strategy.recommend: exactly what a user of `mixopt search` gets
             summary = {
-                "objective": obj, "strategy": strategy, "job_dir": str(job.job_dir),
+                "objective": obj, "strategy": strategy, "job_dir": str(job.job_dir), "floors": floors,
                 "proposal": _proposal_weights(result, job.job_dir),
                 "predicted": prop.predicted if prop else None,
                 "surrogate": (prop.surrogate or prop.rule) if prop else None,
@@ -377,7 +383,10 @@ def run(args) -> int:
         "command": "python experiments/transfer/run.py" + (" --quick" if args.quick else "")
         + (f" --config {args.config}" if args.config else "")
         + (f" --strategies '{args.strategies}'" if args.strategies is not None else "")
-        + (f" --objectives {args.objectives}" if args.objectives is not None else ""),
+        + (f" --objectives {args.objectives}" if args.objectives is not None else "")
+        + (f" --search-seed {args.search_seed}" if args.search_seed is not None else "")
+        + (f" --scored-floor {args.scored_floor:g}" if args.scored_floor is not None else "")
+        + (f" --floor-scope {args.floor_scope}" if args.floor_scope is not None else ""),
         "config": cfg.model_dump(mode="json"), "domains": domains, "prior": prior.tolist(),
         "objectives": objectives, "sizes": sizes, "mixtures": mixtures,
         "searches": {f"{o}/{s}": {k: v for k, v in d.items() if k != "runs"} for (o, s), d in searches.items()},
