@@ -25,3 +25,30 @@ def tiny_job(demo_config, demo_prepared):
         return type(cfg).model_validate(cfg.model_dump())
 
     return make
+
+
+@pytest.fixture
+def fake_runs():
+    """Factory: finished runs (``RunEntry``) without training, for decisions made from a job's runs.
+
+    ``fake_runs(domains, n=14, seed=0, concentration=80.0, slope=(-2.0, 1.0))``: ``n`` mixtures drawn from
+    Dirichlet(``concentration``) (80: clustered near uniform, 1: spread over the simplex), each domain's loss
+    ``5 + slope_d * w_d * k`` plus noise of 0.005, with ``slope`` spaced linearly from the first domain to the last.
+    """
+    import numpy as np
+
+    from mixopt.search.state import RunEntry
+
+    def make(domains, *, n=14, seed=0, concentration=80.0, slope=(-2.0, 1.0)):
+        rng = np.random.default_rng(seed)
+        W = rng.dirichlet(np.full(len(domains), concentration), n)
+        s = np.linspace(*slope, len(domains))
+        out = []
+        for i, w in enumerate(W):
+            loss = 5.0 + s * w * len(domains) + 0.005 * rng.normal(size=len(domains))
+            out.append(RunEntry(run_id=f"r{i:04d}", weights=dict(zip(domains, w.tolist(), strict=True)), fidelity=0,
+                                preset="dense-tiny", tokens=16384, seed=i, source="init", status="ok", objective=None,
+                                final_loss=dict(zip(domains, loss.tolist(), strict=True)), flops=1e9, wall_time=1.0))
+        return out
+
+    return make

@@ -6,21 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from mixopt.search.loop import _Search
-from mixopt.search.state import RunEntry
-
-
-def _runs(domains, n=24, seed=0):
-    """Runs spread over the simplex whose losses rise steeply with the last domain's share."""
-    rng = np.random.default_rng(seed)
-    W = rng.dirichlet(np.full(len(domains), 1.0), n)
-    slope = np.linspace(-0.5, 3.0, len(domains))
-    out = []
-    for i, w in enumerate(W):
-        loss = 5.0 + slope * w * len(domains) + 0.005 * rng.normal(size=len(domains))
-        out.append(RunEntry(run_id=f"r{i:04d}", weights=dict(zip(domains, w.tolist(), strict=True)), fidelity=0,
-                            preset="dense-tiny", tokens=16384, seed=i, source="init", status="ok", objective=None,
-                            final_loss=dict(zip(domains, loss.tolist(), strict=True)), flops=1e9, wall_time=1.0))
-    return out
 
 
 def _search(tiny_job, name, scope):
@@ -29,7 +14,7 @@ def _search(tiny_job, name, scope):
     return cfg, _Search(cfg, progress=False, train_fn=None)
 
 
-def test_a_proposal_scoped_floor_binds_the_proposal_and_leaves_the_proxies_free(tiny_job):
+def test_a_proposal_scoped_floor_binds_the_proposal_and_leaves_the_proxies_free(tiny_job, fake_runs):
     cfg, s = _search(tiny_job, "floor-proposal", "proposal")
     floors = cfg.scored_floors()
     assert len(floors) == len(s.domains) >= 2  # `mean` scores every domain
@@ -39,7 +24,7 @@ def test_a_proposal_scoped_floor_binds_the_proposal_and_leaves_the_proxies_free(
     assert (cands < lo - 1e-6).any()
     np.testing.assert_array_equal(s.space.design_set.lo, np.zeros(len(s.domains)))
     # the proposal keeps every floor; the domain the runs say to drop sits on its floor and is named so
-    for e in _runs(s.domains):
+    for e in fake_runs(s.domains, n=24, concentration=1.0, slope=(-0.5, 3.0)):  # losses rise with the last
         s.state.append_run(e)
     p = s.strategy.recommend(s.table(), s.space.feasible)
     w = p.vector(s.domains)

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from mixopt.search.loop import _Search
-from mixopt.search.state import RunEntry
 
 
-def _clustered_entries(domains, n=14, seed=0):
-    """Runs near the uniform mixture whose losses fall steeply towards the first domain."""
-    rng = np.random.default_rng(seed)
-    W = rng.dirichlet(np.full(len(domains), 80.0), n)
-    slope = np.linspace(-2.0, 1.0, len(domains))
-    out = []
-    for i, w in enumerate(W):
-        loss = 5.0 + slope * w * len(domains) + 0.005 * rng.normal(size=len(domains))
-        out.append(RunEntry(run_id=f"r{i:04d}", weights=dict(zip(domains, w.tolist(), strict=True)), fidelity=0,
-                            preset="dense-tiny", tokens=16384, seed=i, source="init", status="ok", objective=None,
-                            final_loss=dict(zip(domains, loss.tolist(), strict=True)), flops=1e9, wall_time=1.0))
-    return out
-
-
-def test_a_low_trust_proposal_is_run_next_once(tiny_job):
+def test_a_low_trust_proposal_is_run_next_once(tiny_job, fake_runs):
     cfg = tiny_job("verify", search={"strategy": "surrogate", "surrogate": "linear"}, budget={"runs": 30})
     s = _Search(cfg, progress=False, train_fn=None)
-    for e in _clustered_entries(s.domains):
+    for e in fake_runs(s.domains):  # clustered near uniform, losses falling towards the first domain
         s.state.append_run(e)
     launch = s.verification()
     assert launch is not None and launch.source == "verify" and launch.fidelity == len(s.fidelities) - 1
@@ -39,10 +22,10 @@ def test_a_low_trust_proposal_is_run_next_once(tiny_job):
     assert [x.source for x in s2.ask(2)] == ["verify"]
 
 
-def test_verification_can_be_switched_off(tiny_job):
+def test_verification_can_be_switched_off(tiny_job, fake_runs):
     cfg = tiny_job("noverify", search={"strategy": "surrogate", "surrogate": "linear", "verify_proposals": False})
     s = _Search(cfg, progress=False, train_fn=None)
-    for e in _clustered_entries(s.domains):
+    for e in fake_runs(s.domains):  # clustered near uniform, losses falling towards the first domain
         s.state.append_run(e)
     assert s.verification() is None
     assert all(x.source == "ask" for x in s.ask(2))
