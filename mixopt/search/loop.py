@@ -148,7 +148,7 @@ class _Search:
         """Fresh feasible mixtures for one round (the constraints the proposal obeys, less the scored floors
         when they apply to the proposal only)."""
         return self.space.design_set.sample(self.cfg.search.candidates,
-                                          seed=run_seed(self.cfg.seed, 10_000 + round_index), at_most=True)
+                                            seed=run_seed(self.cfg.seed, 10_000 + round_index), at_most=True)
 
     def elapsed(self) -> float:
         return self.elapsed0 + (time.time() - self.t0 if self.t0 is not None else 0.0)

@@ -103,12 +103,12 @@ class SearchSpace:
             pc = ProxyConfig.preset(f.preset).with_vocab(data.vocab_size)
             levels.append([float(f.tokens), float(pc.param_counts()["total"])])
             costs.append(float(pc.flops_per_token(cfg.proxy.seq_len)) * float(f.tokens))
-        floors = cfg.scored_floors()
-        sets = {"feasible": floors, "explore": {}} if floors and cfg.scored_floor_scope() == "proposal" \
-            else {"feasible": floors}
+        floors = {"feasible": cfg.scored_floors()}  # the proposal's set; "explore": the proxies' when wider
+        if floors["feasible"] and cfg.scored_floor_scope() == "proposal":
+            floors["explore"] = {}
         sets = {name: Constraints.from_settings(cfg.constraints, dict(zip(domains, tokens.tolist(), strict=True)),
                                                 groups=list(hierarchy.groups.values()), floors=f
-                                                ).resolve(domains, prior=prior) for name, f in sets.items()}
+                                                ).resolve(domains, prior=prior) for name, f in floors.items()}
         reuse = load_reuse(cfg)
         coords, coord_prior = domains, prior
         if reuse is not None:  # decide over the reused coordinates; the bounds follow the domains' own
