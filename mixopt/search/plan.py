@@ -14,7 +14,8 @@ Per domain it reports documents and tokens, and says how each figure was obtaine
   two standard errors of that ratio over the windows, combined with 15% when a quick stand-in BPE (trained on half
   of the samples in about a second) replaces a tokenizer that does not exist yet.
 
-Then the search: proxy runs, initial design, fidelities and their cost (parameters and FLOPs from
+Then the search: proxy runs, initial design, what bounds the proposal (the objective, the floor under each
+scored domain and where it applies, the constraints the user set), fidelities and their cost (parameters and FLOPs from
 ``mixopt.proxies.ProxyConfig``). :mod:`mixopt.search.preflight` checks the job against these numbers.
 """
 
@@ -191,7 +192,20 @@ def plan_job(cfg: JobConfig, *, verify: bool = True) -> dict[str, Any]:
                    "wall_seconds": cfg.budget.wall_seconds},
         "fidelities": fidelities,
         "cost_flops": cost,
+        "mixture": _mixture_rules(cfg),
     }
+
+
+def _mixture_rules(cfg: JobConfig) -> dict[str, Any]:
+    """What bounds the proposal: the objective, the scored floors (``JobConfig.scored_floors``) and where they
+    apply (``JobConfig.scored_floor_scope``, ``auto`` resolved), and the constraints the user set."""
+    c = cfg.constraints
+    defaults = type(c)()
+    set_by_user = {k: getattr(c, k) for k in ("min_weight", "max_weight", "max_epochs", "target_tokens", "kl_to_prior")
+                   if getattr(c, k) != getattr(defaults, k)}
+    return {"objective": cfg.search.objective, "scored_floor": c.scored_floor, "floors": cfg.scored_floors(),
+            "floor_scope": cfg.scored_floor_scope(), "floor_scope_setting": c.scored_floor_scope,
+            "constraints": set_by_user}
 
 
 def _n(x: Any) -> str:
@@ -216,6 +230,7 @@ def format_plan(plan: dict[str, Any]) -> str:
     rep = f"; every mixture run {s['repeats']}x with its own seeds, each run counted" if s.get("repeats", 1) > 1 else ""
     lines.append(f"search: {s['strategy']}, {s['n_init']} initial runs, {s['batch_size']} per round{rep}; "
                  f"budget: {limits}")
+    lines.extend(_format_mixture_rules(plan.get("mixture")))
     for f in plan["fidelities"]:
         share = f["tokens"] / plan["train_tokens"] if plan["train_tokens"] else None
         lines.append(f"fidelity {f['preset']} x {f['tokens']:,} tokens ({_n(share)} epochs of the data at the prior): "
@@ -228,3 +243,24 @@ def format_plan(plan: dict[str, Any]) -> str:
     else:
         lines.append(f"estimated cost: {c['min']:.3g}-{c['max']:.3g} FLOPs ({s['runs']} runs, cheapest-all to target-all)")
     return "\n".join(lines)
+
+
+def _format_mixture_rules(m: dict[str, Any] | None) -> list[str]:
+    if not m:
+        return []
+    obj = m["objective"]
+    lines = [f"objective: {obj if isinstance(obj, str) else ', '.join(f'{k} {v:g}' for k, v in obj.items())}"]
+    floors = m["floors"]
+    if m["scored_floor"] <= 0:
+        lines.append("scored floor: off (constraints.scored_floor 0)")
+    elif not floors:
+        lines.append("scored floor: none (the objective scores fewer than two domains, or min_weight bounds each one)")
+    else:
+        where = ("every proxy run and the proposal" if m["floor_scope"] == "search" else
+                 "the proposal only; the proxies explore below it")
+        how = f"scope {m['floor_scope']}" + (" from auto" if m["floor_scope_setting"] == "auto" else "")
+        lines.append(f"scored floor: {next(iter(floors.values())):.3g} for each of {', '.join(floors)}, on {where} "
+                     f"({how}; soft: cut to a domain's cap, dropped when it does not fit)")
+    if m["constraints"]:
+        lines.append("constraints: " + ", ".join(f"{k} {v}" for k, v in m["constraints"].items()))
+    return lines
