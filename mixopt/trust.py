@@ -39,7 +39,7 @@ import numpy as np
 from mixopt.objective import Objective
 from mixopt.runs import RunTable
 
-__all__ = ["assess", "needs_run", "noise_line"]
+__all__ = ["assess", "confirmation_check", "needs_run", "noise_line"]
 
 _WEAK_SPEARMAN = 0.5  # below this, the model ranks held-out runs too poorly to rely on its optimum
 _FAR = 2.0  # nearest run farther than this many times the runs' typical spacing
@@ -197,6 +197,27 @@ def noise_line(report: dict | None) -> str | None:
     gain = f"; predicted gain over the best mixture {n['predicted_gain']:.4f}" if "predicted_gain" in n else ""
     return (f"noise: run-to-run std {n['std']:.4f} at the proposal ({own}; {n['n_groups']} repeated mixture(s), "
             f"pooled std {n['pooled_std']:.4f}){gain}")
+
+
+def confirmation_check(report: dict, observed: float, run_id: str) -> None:
+    """After a confirmation run of the proposal (``search.confirm``): record it (``report["confirmation"]``)
+    and, when it did worse than the best observed run (``fallback``) by more than the run-to-run noise (when
+    the runs have repeats), drop the report to ``"low"`` and recommend that run instead. In the transfer
+    experiment the proposals that lost most to uniform at the target scale had already done worse than the
+    search's best run at the proxy scale (experiments/LOG.md, 2026-12-03 ninth session)."""
+    fb = report.get("fallback")
+    if not fb or not np.isfinite(observed):
+        return
+    report["confirmation"] = {"run_id": run_id, "observed": round(float(observed), 5)}
+    tol = float((report.get("noise") or {}).get("std") or 0.0)
+    if fb["run_id"] == run_id or observed <= fb["observed"] + tol:
+        return
+    report.setdefault("warnings", []).append(
+        f"the confirmation run {run_id} observed {observed:.4f}, worse than the best observed run {fb['run_id']} "
+        f"({fb['observed']:.4f})" + (f" by more than the run-to-run noise ({tol:.4f})" if tol else ""))
+    report["level"], report["needs_run"] = "low", False
+    report["recommendation"] = (f"use the best observed mixture ({fb['run_id']}, objective {fb['observed']:.4f}; "
+                                f"trust.fallback): the proposal did worse when it was run")
 
 
 def needs_run(proposal) -> bool:

@@ -466,8 +466,12 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: Phase
                 with clock("confirmation run"):
                     entry = s.confirm(runtime.ready(), proposal)
                 if entry is not None:  # the observed objective of exactly the proposed weights
+                    from mixopt.trust import confirmation_check
+
                     proposal.observed = entry.objective
                     proposal.context |= {"confirm_run_id": entry.run_id, "confirm_status": entry.status}
+                    if entry.status == "ok" and entry.objective is not None:
+                        confirmation_check(proposal.trust, entry.objective, entry.run_id)
                     atomic_write_text(s.state.job_dir / "proposal.json", json.dumps(proposal.to_dict(), indent=1))
             if runtime is not None:
                 clock.add("Ray start", runtime.started_at, runtime.ready_at)

@@ -1,0 +1,50 @@
+"""``search.confirm``: the proposal is trained at the end; when that run does worse than the best run the
+search observed, the trust report says so and points at that run instead of the proposal."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import pytest
+
+from mixopt.search import run_search
+from mixopt.search.workers import run_seed
+
+pytestmark = pytest.mark.integration
+
+
+def _train(config, data, weights, *, tokens, seed, settings, threads, bad_seed):
+    """A stand-in proxy: losses fall with a domain's weight, except the run with ``bad_seed`` does badly."""
+    penalty = 5.0 if seed == bad_seed else 0.0
+    loss = {d: 3.0 + (1.0 - w) + penalty for d, w in weights.items()}
+    return {"status": "ok", "final_loss": loss, "flops": 1e6, "wall_time": 0.01, "tokens_seen": [],
+            "val_loss": {}, "reason": None}
+
+
+@pytest.mark.parametrize("confirm_does_badly", [True, False])
+def test_a_confirmation_that_does_worse_than_the_best_run_points_the_user_at_that_run(
+        ray_cluster, tiny_job, confirm_does_badly):
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import test modules
+    cfg = tiny_job(f"confirm-{confirm_does_badly}", search={"strategy": "regmix", "n_init": 3, "confirm": True},
+                   budget={"runs": 4}, tracking={"enabled": False})
+    bad = run_seed(cfg.seed, 4) if confirm_does_badly else -1  # run 4 is the confirmation (after r0000-r0003)
+    res = run_search(cfg, progress=False, train_fn=functools.partial(_train, bad_seed=bad))
+    trust = res.proposal.trust
+    best = trust["fallback"]
+    assert res.proposal.context["confirm_run_id"] == "c0004"
+    assert trust["confirmation"]["run_id"] == "c0004"
+    assert trust["confirmation"]["observed"] == pytest.approx(res.proposal.observed, abs=1e-5)
+    on_disk = json.loads((cfg.job_dir / "proposal.json").read_text())["trust"]
+    assert on_disk["level"] == trust["level"] and on_disk["recommendation"] == trust["recommendation"]
+    if confirm_does_badly:
+        assert res.proposal.observed > best["observed"] + 4
+        assert trust["level"] == "low" and not trust["needs_run"]
+        assert best["run_id"] in trust["recommendation"] and "did worse when it was run" in trust["recommendation"]
+        assert any("confirmation run c0004" in w for w in trust["warnings"])
+    else:
+        assert not any("confirmation run" in w for w in trust["warnings"])
+        assert "did worse when it was run" not in trust["recommendation"]
