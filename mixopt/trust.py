@@ -3,7 +3,8 @@
 :func:`assess` returns the trust report attached to a :class:`~mixopt.proposal.Proposal` (``trust``):
 
 - **model quality**: the model's cross-validated error and rank correlation on the runs (``auto`` reports
-  its own; any other model is cross-validated here, folds grouped by mixture);
+  its own; any other model is cross-validated here, folds grouped by mixture); a CV error larger than that of
+  predicting every run by the runs' mean is a warning;
 - **extrapolation in loss**: is the predicted objective better than every observed run by more than the
   model's error (CV MAE, or its predictive std when larger)?
 - **extrapolation in mixture space**: the total-variation distance from the proposal to the nearest run,
@@ -116,6 +117,13 @@ def assess(proposal, model, table: RunTable, objective="mean", *, seed: int = 0)
         if cv_sp is not None and cv_sp < _WEAK_SPEARMAN:
             warnings.append(f"the model ranks held-out runs poorly (CV Spearman {cv_sp:.2f})")
             severe = True
+        y_ok = y[table.ok & np.isfinite(y)]
+        spread = float(np.mean(np.abs(y_ok - y_ok.mean()))) if len(y_ok) else 0.0
+        if cv_mae is not None and spread > 0 and cv_mae > spread:
+            # a few folds where the model blows up (an exponential law far from its runs) make the CV error
+            # huge, which would otherwise silence the extrapolation check below
+            warnings.append(f"the model's held-out error (CV MAE {cv_mae:.4g}) is larger than predicting every "
+                            f"run by the runs' mean ({spread:.4g})")
         if proposal.predicted is not None:
             # the model's error: its CV error or predictive std; without either, the runs' own spread
             err = max(cv_mae or 0.0, proposal.std or 0.0) or float(np.std(yv))

@@ -167,3 +167,17 @@ def test_a_proposal_that_starves_a_scored_domain_says_which_and_how_to_lift_it()
     assert "starved" not in assess(_proposal([0.0, 1.0, 0.0, 0.0]), None, t, "a")
     # every scored domain above the floor: no warning
     assert "starved" not in assess(_proposal([0.4, 0.3, 0.2, 0.1]), None, t, "mean")
+
+
+def test_a_model_whose_held_out_error_exceeds_the_runs_spread_says_so():
+    rng = np.random.default_rng(2)
+    W = rng.dirichlet(np.ones(4), 16)
+    noise = RunTable.from_arrays(W, 4.0 + 0.1 * rng.normal(size=16), domains=DOMAINS, target_names=["loss"])
+    s = make_strategy("surrogate", seed=0, surrogate="linear", n_min=2)
+    r = s.trust(noise, s.recommend(noise, FeasibleSet.simplex(DOMAINS)))  # a line through pure noise
+    y = noise.objective()
+    assert r["cv_mae"] > np.mean(np.abs(y - y.mean()))
+    assert r["level"] != "high" and any("larger than predicting every run by the runs' mean" in w for w in r["warnings"])
+    t = _near_uniform_table()  # a line through a line: the model knows better than the mean
+    r = s.trust(t, s.recommend(t, FeasibleSet.simplex(DOMAINS)))
+    assert not any("runs' mean" in w for w in r["warnings"])
