@@ -15,8 +15,8 @@ Per domain it reports documents and tokens, and says how each figure was obtaine
   of the samples in about a second) replaces a tokenizer that does not exist yet.
 
 Then the search: proxy runs, initial design, what bounds the proposal (the objective, the floor under each
-scored domain and where it applies, the constraints the user set), fidelities and their cost (parameters and FLOPs from
-``mixopt.proxies.ProxyConfig``). :mod:`mixopt.search.preflight` checks the job against these numbers.
+scored domain and where it applies, the constraints the user set), fidelities and their cost (parameters and
+FLOPs from ``mixopt.proxies.ProxyConfig``). :mod:`mixopt.search.preflight` checks the job against these numbers.
 """
 
 from __future__ import annotations
