@@ -200,9 +200,8 @@ def _mixture_rules(cfg: JobConfig) -> dict[str, Any]:
     """What bounds the proposal: the objective, the scored floors (``JobConfig.scored_floors``) and where they
     apply (``JobConfig.scored_floor_scope``, ``auto`` resolved), and the constraints the user set."""
     c = cfg.constraints
-    defaults = type(c)()
-    set_by_user = {k: getattr(c, k) for k in ("min_weight", "max_weight", "max_epochs", "target_tokens", "kl_to_prior")
-                   if getattr(c, k) != getattr(defaults, k)}
+    set_by_user = c.model_dump(exclude_defaults=True,
+                               include={"min_weight", "max_weight", "max_epochs", "target_tokens", "kl_to_prior"})
     return {"objective": cfg.search.objective, "scored_floor": c.scored_floor, "floors": cfg.scored_floors(),
             "floor_scope": cfg.scored_floor_scope(), "floor_scope_setting": c.scored_floor_scope,
             "constraints": set_by_user}
