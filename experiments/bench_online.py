@@ -292,7 +292,8 @@ def main() -> None:
     ap.add_argument("--settings", default=",".join(SETTINGS))
     ap.add_argument("--methods", default=METHODS,
                     help="comma list; name[@{json params}][+ref]; 'static:search' = the search's mixture")
-    ap.add_argument("--default", default="ado", help="the mixer 'default' stands for in --methods")
+    ap.add_argument("--default", default="default",
+                    help="the mixer 'default' stands for in --methods (the product's default mixer unless given)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -309,6 +310,7 @@ def main() -> None:
     from mixopt.online.base import MIXERS
 
     default = MIXERS.resolve(args.default)
+    print(f"'default' in --methods is the {default!r} mixer", flush=True)
     methods = [m for m in re.split(r",(?![^{]*})", args.methods) if m]  # commas inside {json} stay
     settings = [s for s in args.settings.split(",") if s]
     results: dict[str, dict[str, list[dict]]] = {s: {m: [] for m in methods} for s in settings}
