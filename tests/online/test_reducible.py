@@ -18,8 +18,8 @@ def test_the_domain_with_the_most_loss_left_gets_the_most_data():
     w = m.weights
     assert w[0] > 0.8 and w[0] > w[1] > w[2]
     assert w[2] < 0.03  # the unlearnable domain sits at the floor
-    # the reducible loss it acts on is the law's: 2 (n / N0)^-0.25 for hungry, n = all tokens so far (the
-    # feed gives every domain a third of them, so in its own tokens the law is the same curve)
+    # the reducible loss it acts on is the law's: 2 (n / N0)^-0.25 for hungry with n = all tokens so far (the
+    # feed's clock); the mixer fits in the domain's own tokens, a third of n: the same curve, the same R
     assert m.predicted_progress()[0] == pytest.approx(2.0 * (m.tokens_seen / 10_000.0) ** -0.25, rel=0.1)
 
 
