@@ -14,7 +14,8 @@ tokens (-log P_true(x_t | context)), averaged over positions t >= 4 and over dom
 
 Every method trains the same tiny window-MLP language model (context 4) with a cosine-decaying LR through
 :class:`mixopt.online.OnlineMixing` (per-sequence training losses, update every ``--update-every`` steps).
-Seeds are paired: seed s gives every method the same init and data pools. Seeds 0-4 tune, 5-9 report; 10-14 were first used on 2026-12-03 (tenth session) as a second held-out set.
+Seeds are paired: seed s gives every method the same init and data pools. Seeds 0-4 tune, 5-9 report;
+10-14 were first used on 2026-12-03 (tenth session), as a second held-out set.
 
 Search-informed methods: once per setting, a "proxy search" trains 8 static mixtures (uniform + 7 seeded
 Dirichlet draws) on search seed 1000 (not a tuning or test seed) and picks the best; ``static:search``
