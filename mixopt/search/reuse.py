@@ -55,7 +55,7 @@ def write_job_file(cfg) -> None:
 
     cfg.job_dir.mkdir(parents=True, exist_ok=True)
     doc = {"config": cfg.model_dump(mode="json"), "data_dir": str(Path(cfg.data_dir).resolve())}
-    atomic_write_text(cfg.job_dir / JOB_FILE, json.dumps(doc, indent=1, sort_keys=True))
+    atomic_write_text(cfg.job_dir / JOB_FILE, json.dumps(doc, indent=1))  # config order: domains keep theirs
 
 
 @dataclass

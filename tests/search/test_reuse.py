@@ -105,4 +105,7 @@ def test_search_with_reuse_searches_only_the_changed_and_new_domains(ray_cluster
         assert (cfg.data_dir / new["shards"][d]["file"]).read_bytes() == \
             (prev.data_dir / old["shards"][d]["file"]).read_bytes()
     assert "reuse:" in format_proposal(p) and "existing" in format_proposal(p)
-    assert json.loads((cfg.job_dir / "job.json").read_text())["config"]["reuse"]["mode"] == "collapse"
+    job_file = json.loads((cfg.job_dir / "job.json").read_text())
+    assert job_file["config"]["reuse"]["mode"] == "collapse"
+    # the file describes this job: its config, read back, names the same data folder (domain order included)
+    assert type(cfg).model_validate(job_file["config"]).data_dir == cfg.data_dir
