@@ -251,7 +251,9 @@ class SearchSettings(_Model):
     parallel: int | None = Field(default=None, gt=0, description="concurrent proxies (default: CPUs)")
     cpus_per_proxy: float = Field(default=1.0, gt=0)
     gpus_per_proxy: float = Field(default=0.0, ge=0)
-    confirm: bool = Field(default=False, description="train the proposal at the target fidelity at the end")
+    confirm: bool | Literal["switch"] = Field(
+        default=False, description="train the proposal at the target fidelity at the end; 'switch': when that "
+        "run does worse than the best observed run, that run becomes the proposal (mixopt.trust.confirmation_check)")
     verify_proposals: bool = Field(
         default=True, description="with budget left, run a low-trust proposal that was never run (see mixopt.trust)")
     candidates: int = Field(default=2048, gt=0, description="candidate mixtures per acquisition round")

@@ -207,25 +207,29 @@ def noise_line(report: dict | None) -> str | None:
             f"pooled std {n['pooled_std']:.4f}){gain}")
 
 
-def confirmation_check(report: dict, observed: float, run_id: str) -> None:
+def confirmation_check(report: dict, observed: float, run_id: str) -> bool:
     """After a confirmation run of the proposal (``search.confirm``): record it (``report["confirmation"]``)
     and, when it did worse than the best observed run (``fallback``) by more than the run-to-run noise (when
     the runs have repeats), drop the report to ``"low"`` and recommend that run instead. In the transfer
     experiment the proposals that lost most to uniform at the target scale had already done worse than the
-    search's best run at the proxy scale (experiments/LOG.md, 2026-12-03 ninth session)."""
+    search's best run at the proxy scale (experiments/LOG.md, 2026-12-03 ninth session). Returns whether it
+    did worse (then ``search.confirm: switch`` proposes that run)."""
     fb = report.get("fallback")
     if not fb or not np.isfinite(observed):
-        return
-    report["confirmation"] = {"run_id": run_id, "observed": round(float(observed), 5)}
+        return False
     tol = float((report.get("noise") or {}).get("std") or 0.0)
-    if fb["run_id"] == run_id or observed <= fb["observed"] + tol:
-        return
-    report.setdefault("warnings", []).append(
-        f"the confirmation run {run_id} observed {observed:.4f}, worse than the best observed run {fb['run_id']} "
-        f"({fb['observed']:.4f})" + (f" by more than the run-to-run noise ({tol:.4f})" if tol else ""))
+    worse = fb["run_id"] != run_id and observed > fb["observed"] + tol
+    report["confirmation"] = {"run_id": run_id, "observed": round(float(observed), 5), "worse": bool(worse)}
+    if not worse:
+        return False
+    warning = (f"the confirmation run {run_id} observed {observed:.4f}, worse than the best observed run "
+               f"{fb['run_id']} ({fb['observed']:.4f})" + (f" by more than the run-to-run noise ({tol:.4f})" if tol else ""))
+    if warning not in report.setdefault("warnings", []):  # a resumed job checks the same run again
+        report["warnings"].append(warning)
     report["level"], report["needs_run"] = "low", False
     report["recommendation"] = (f"use the best observed mixture ({fb['run_id']}, objective {fb['observed']:.4f}; "
                                 f"trust.fallback): the proposal did worse when it was run")
+    return True
 
 
 def needs_run(proposal) -> bool:

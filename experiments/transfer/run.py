@@ -98,7 +98,7 @@ def search_job_config(cfg: ExperimentConfig, base, objective: str, weights: dict
         job.constraints.scored_floor_scope = s.scored_floor_scope
     job.proxy = ProxySettings(preset=preset, tokens=p.tokens, fidelities=fids, **t)
     job.search = SearchSettings(strategy=strategy, n_init=s.n_init, batch_size=s.batch_size, objective=weights,
-                                parallel=s.parallel, candidates=s.candidates,
+                                parallel=s.parallel, candidates=s.candidates, confirm=s.confirm,
                                 surrogate=s.surrogates.get(f"{objective}/{strategy}", s.surrogates.get(strategy)))
     job.budget = BudgetSettings(runs=None, tokens=s.budget_tokens)
     job.tracking.uri = tracking_uri(cfg)
@@ -137,7 +137,8 @@ def run_searches(cfg: ExperimentConfig, base, objectives: dict[str, dict[str, fl
     cache.mkdir(parents=True, exist_ok=True)
     for obj, ow in objectives.items():
         for strategy in cfg.search.strategies:
-            path = cache / f"{obj}__{strategy}{_search_tag(cfg, '__')}.json"
+            confirm_tag = "" if not cfg.search.confirm else f"__confirm{cfg.search.confirm}"
+            path = cache / f"{obj}__{strategy}{_search_tag(cfg, '__')}{confirm_tag}.json"
             job = search_job_config(cfg, base, obj, ow, strategy)
             floors = {"scored_floors": job.scored_floors(), "scope": job.scored_floor_scope()}
             if path.exists():
@@ -153,6 +154,8 @@ def run_searches(cfg: ExperimentConfig, base, objectives: dict[str, dict[str, fl
             print(f"search {obj}/{strategy}: budget {cfg.search.budget_tokens:,} proxy tokens ...", flush=True)
             result = run_search(job, progress=False)
             runs = list(getattr(result, "runs", None) or read_runs(job.job_dir / "runs.jsonl"))
+            confirms = [r for r in runs if r.source == "confirm"]  # they check the proposal, outside the budget
+            runs = [r for r in runs if r.source != "confirm"]
             top = len(job.proxy.fidelity_list()) - 1
             prop = result.proposal  # strategy.recommend: exactly what a user of `mixopt search` gets
             summary = {
@@ -161,6 +164,10 @@ def run_searches(cfg: ExperimentConfig, base, objectives: dict[str, dict[str, fl
                 "predicted": prop.predicted if prop else None,
                 "surrogate": (prop.surrogate or prop.rule) if prop else None,
                 "rule": prop.rule if prop else None,
+                "confirmation": None if not confirms else {
+                    "run_id": confirms[-1].run_id, "objective": confirms[-1].objective,
+                    "switched_to": prop.run_id if prop and "unconfirmed" in prop.context else None,
+                    "unconfirmed": (prop.context.get("unconfirmed") or {}).get("weights") if prop else None},
                 "wall_s": time.time() - t0,
                 "spend": {"runs": len(runs), "tokens": int(sum(r.tokens for r in runs)),
                           "flops": float(sum(r.flops or 0 for r in runs)),
@@ -253,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floor-scope", choices=["search", "proposal"],
                     help="the search jobs' constraints.scored_floor_scope (default: config, else the product's); "
                          "tags their names and caches")
+    ap.add_argument("--confirm", choices=["off", "check", "switch"],
+                    help="the search jobs' search.confirm (default: config, else off): 'check' trains the proposal "
+                         "at the proxy scale at the end, 'switch' also proposes the best run when that does worse; "
+                         "reuses a finished search of the same tags and trains only its confirmation run")
     ap.add_argument("--workers", type=int, help="parallel training processes (default: config)")
     ap.add_argument("--results", type=Path, help="results folder (default: results/ or results/quick/)")
     args = ap.parse_args(argv)
@@ -291,6 +302,8 @@ def run(args) -> int:
         cfg.search.scored_floor = args.scored_floor
     if args.floor_scope is not None:
         cfg.search.scored_floor_scope = args.floor_scope
+    if args.confirm is not None:
+        cfg.search.confirm = {"off": False, "check": True, "switch": "switch"}[args.confirm]
     results_dir = args.results or HERE / "results" / ("quick" if args.quick else "")
     print(f"transfer experiment {cfg.name}: config {cfg_path}, workspace {cfg.workspace}", flush=True)
 
@@ -386,7 +399,8 @@ def run(args) -> int:
         + (f" --objectives {args.objectives}" if args.objectives is not None else "")
         + (f" --search-seed {args.search_seed}" if args.search_seed is not None else "")
         + (f" --scored-floor {args.scored_floor:g}" if args.scored_floor is not None else "")
-        + (f" --floor-scope {args.floor_scope}" if args.floor_scope is not None else ""),
+        + (f" --floor-scope {args.floor_scope}" if args.floor_scope is not None else "")
+        + (f" --confirm {args.confirm}" if args.confirm is not None else ""),
         "config": cfg.model_dump(mode="json"), "domains": domains, "prior": prior.tolist(),
         "objectives": objectives, "sizes": sizes, "mixtures": mixtures,
         "searches": {f"{o}/{s}": {k: v for k, v in d.items() if k != "runs"} for (o, s), d in searches.items()},

@@ -106,6 +106,12 @@ class SearchSpec(_Model):
         description="the search jobs' constraints.scored_floor_scope (default: the product's); when set, the job "
                     "names and caches carry it (-scope<x>)",
     )
+    confirm: bool | Literal["switch"] = Field(
+        default=False,
+        description="the search jobs' search.confirm (default: off, the product's); when set, the caches carry it "
+                    "(__confirm<x>) but the job names do not: a finished search is resumed and only its "
+                    "confirmation run is trained",
+    )
     surrogates: dict[str, str] = Field(
         default_factory=dict,
         description="'strategy' or 'objective/strategy' -> search.surrogate overriding the strategy's own model "

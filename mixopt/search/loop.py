@@ -141,7 +141,11 @@ class _Search:
         if self.has_work() or not self.state.proposal_is_current(proposal_key(self.cfg, self.state.runs)):
             return None
         p = Proposal.from_dict(json.loads((self.state.job_dir / "proposal.json").read_text()))
-        return None if self.cfg.search.confirm and "confirm_run_id" not in p.context else p
+        if self.cfg.search.confirm and "confirm_run_id" not in p.context:
+            return None
+        # confirmed worse under ``confirm: true`` and now asked to switch: not finished
+        worse = (p.trust.get("confirmation") or {}).get("worse") and "unconfirmed" not in p.context
+        return None if self.cfg.search.confirm == "switch" and worse else p
 
     # --- candidates ---------------------------------------------------------------------------------
     def candidates(self, round_index: int) -> np.ndarray:
@@ -471,7 +475,13 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: Phase
                     proposal.observed = entry.objective
                     proposal.context |= {"confirm_run_id": entry.run_id, "confirm_status": entry.status}
                     if entry.status == "ok" and entry.objective is not None:
-                        confirmation_check(proposal.trust, entry.objective, entry.run_id)
+                        worse = confirmation_check(proposal.trust, entry.objective, entry.run_id)
+                        if worse and cfg.search.confirm == "switch":
+                            from mixopt.search.proposal import switch_to_best_run
+
+                            switch_to_best_run(cfg, s.state, s.space, proposal)
+                            s.display.message(f"the confirmation run did worse than {proposal.run_id}: that run "
+                                              "is the proposal (search.confirm: switch)")
                     atomic_write_text(s.state.job_dir / "proposal.json", json.dumps(proposal.to_dict(), indent=1))
             if runtime is not None:
                 clock.add("Ray start", runtime.started_at, runtime.ready_at)

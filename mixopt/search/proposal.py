@@ -24,7 +24,7 @@ from mixopt.search.phases import PhaseClock
 from mixopt.search.space import SearchSpace, make_job_strategy
 from mixopt.search.state import JobState, RunEntry, atomic_write_text
 
-__all__ = ["build_proposal", "proposal_key"]
+__all__ = ["build_proposal", "proposal_key", "switch_to_best_run"]
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +119,31 @@ def build_proposal(cfg, state: JobState, space: SearchSpace, *, plots: bool = Tr
         except Exception as e:  # noqa: BLE001 - a figure never costs the proposal
             log.warning("could not draw plots: %s", e)
     return p, paths
+
+
+def switch_to_best_run(cfg, state: JobState, space: SearchSpace, p: Proposal) -> Proposal:
+    """``search.confirm: switch``, after the confirmation run did worse than the best run observed at the target
+    fidelity (:func:`mixopt.trust.confirmation_check`): that run becomes the proposal (rule ``revealed``, its
+    observed objective, the model's prediction there, its reference curves); the model's proposal and its
+    confirmation are kept in ``context["unconfirmed"]``. Measured on the transfer experiment's searches
+    (experiments/LOG.md, 2026-12-03 eleventh session)."""
+    fb, best = p.trust["fallback"], p.baselines.get("best_run") or {}
+    same = best.get("run_id") == fb["run_id"]
+    p.context["unconfirmed"] = {"weights": p.weights, "predicted": p.predicted, "std": p.std, "rule": p.rule,
+                                "surrogate": p.surrogate, "observed": p.observed,
+                                "confirm_run_id": p.context.get("confirm_run_id")}
+    p.weights = dict(fb["weights"])
+    p.predicted, p.std = (best.get("predicted"), best.get("std")) if same else (None, None)
+    p.observed, p.predicted_targets = float(fb["observed"]), None
+    p.rule, p.method, p.run_id = "revealed", "revealed", fb["run_id"]
+    p.reason = (f"search.confirm: switch: the model's proposal observed {p.context['unconfirmed']['observed']:.4f} "
+                f"in its confirmation run {p.context['unconfirmed']['confirm_run_id']}, worse than this run")
+    p.trust["level"], p.trust["needs_run"] = "medium", False
+    p.trust["recommendation"] = (f"the best observed run ({fb['run_id']}), proposed instead of the model's mixture, "
+                                 "which did worse when it was run")
+    if space.reuse is None:  # under reuse the curves live in the coordinates, which this run's weights are not
+        table = space.table(state.runs, include_confirm=False)
+        p.reference_curves = _reference_curves(table, space, p, cfg.proxy.fidelity_list()[-1].tokens, cfg.seed)
+    else:
+        p.reference_curves = None
+    return p

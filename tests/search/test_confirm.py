@@ -48,3 +48,44 @@ def test_a_confirmation_that_does_worse_than_the_best_run_points_the_user_at_tha
     else:
         assert not any("confirmation run" in w for w in trust["warnings"])
         assert "did worse when it was run" not in trust["recommendation"]
+
+
+def test_confirm_switch_proposes_the_best_run_when_the_confirmation_does_worse(ray_cluster, tiny_job):
+    """``confirm: switch``: a confirmation that does worse hands the proposal to the best observed run (the
+    model's mixture and its confirmation stay in the context); a job confirmed under ``confirm: true`` switches
+    when it is resumed with ``switch``; a confirmation that does well leaves the proposal alone."""
+    import ray.cloudpickle
+
+    from mixopt.search.report import format_proposal
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cfg = tiny_job("confirm-switch", search={"strategy": "regmix", "n_init": 3, "confirm": True},
+                   budget={"runs": 4}, tracking={"enabled": False})
+    train = functools.partial(_train, bad_seed=run_seed(cfg.seed, 4))
+    warned = run_search(cfg, progress=False, train_fn=train).proposal
+    assert warned.trust["confirmation"]["worse"] and "unconfirmed" not in warned.context
+
+    cfg.search.confirm = "switch"  # same job, resumed: nothing to train, the stored check decides
+    res = run_search(cfg, progress=False, train_fn=train)
+    p, fb = res.proposal, warned.trust["fallback"]
+    assert p.weights == pytest.approx(fb["weights"]) and p.run_id == fb["run_id"] and p.rule == "revealed"
+    assert p.observed == pytest.approx(fb["observed"])
+    assert p.context["unconfirmed"]["weights"] == pytest.approx(warned.weights)
+    assert p.context["unconfirmed"]["observed"] == pytest.approx(warned.observed)
+    assert warned.observed > p.observed + 4
+    assert p.trust["level"] == "medium" and len(p.trust["warnings"]) == len(warned.trust["warnings"])
+    assert sum(r.source == "confirm" for r in res.runs) == 1  # the confirmation was not trained again
+    on_disk = json.loads((cfg.job_dir / "proposal.json").read_text())
+    assert on_disk["weights"] == pytest.approx(fb["weights"]) and on_disk["run_id"] == fb["run_id"]
+    text = format_proposal(p)
+    assert f"best run observed ({fb['run_id']})" in text and "instead of the model's proposal" in text
+
+    good = tiny_job("confirm-switch-good", search={"strategy": "regmix", "n_init": 3, "confirm": "switch"},
+                    budget={"runs": 4}, tracking={"enabled": False})
+    kept = run_search(good, progress=False, train_fn=functools.partial(_train, bad_seed=-1)).proposal
+    confirm_run = next(r for r in run_search(good, progress=False, train_fn=_train_never).runs if r.source == "confirm")
+    assert kept.weights == pytest.approx(confirm_run.weights) and "unconfirmed" not in kept.context
+
+
+def _train_never(*args, **kwargs):
+    raise AssertionError("a finished job trained again")
