@@ -131,13 +131,16 @@ def switch_to_best_run(cfg, state: JobState, space: SearchSpace, p: Proposal) ->
     same = best.get("run_id") == fb["run_id"]
     p.context["unconfirmed"] = {"weights": p.weights, "predicted": p.predicted, "std": p.std, "rule": p.rule,
                                 "surrogate": p.surrogate, "observed": p.observed,
+                                "active_constraints": p.active_constraints,
                                 "confirm_run_id": p.context.get("confirm_run_id")}
     p.weights = dict(fb["weights"])
     p.predicted, p.std = (best.get("predicted"), best.get("std")) if same else (None, None)
     p.observed, p.predicted_targets = float(fb["observed"]), None
-    p.rule, p.method, p.run_id = "revealed", "revealed", fb["run_id"]
-    p.reason = (f"search.confirm: switch: the model's proposal observed {p.context['unconfirmed']['observed']:.4f} "
-                f"in its confirmation run {p.context['unconfirmed']['confirm_run_id']}, worse than this run")
+    p.rule, p.method, p.run_id, p.active_constraints = "revealed", "revealed", fb["run_id"], []
+    u = p.context["unconfirmed"]
+    predicted = "" if u["predicted"] is None else f" (predicted {u['predicted']:.4f})"
+    p.reason = (f"search.confirm: switch: proposed instead of the model's mixture{predicted}, which observed "
+                f"{u['observed']:.4f} in its confirmation run {u['confirm_run_id']}")
     p.trust["level"], p.trust["needs_run"] = "medium", False
     p.trust["recommendation"] = (f"the best observed run ({fb['run_id']}), proposed instead of the model's mixture, "
                                  "which did worse when it was run")

@@ -93,12 +93,6 @@ def format_proposal(p) -> str:
         line += f"; observed {p.observed:.4f}" + (" (confirmation run)" if p.context.get("confirm_run_id")
                                                   and not switched else "")
     out.append(line)
-    if p.context.get("unconfirmed"):
-        u = p.context["unconfirmed"]
-        out.append(f"  instead of the model's proposal (predicted {u['predicted']:.4f}), which observed "
-                   f"{u['observed']:.4f} in its confirmation run {u['confirm_run_id']} (search.confirm: switch)"
-                   if u.get("predicted") is not None and u.get("observed") is not None else
-                   f"  instead of the model's proposal, which did worse in its confirmation run {u['confirm_run_id']}")
     if p.reason:
         out.append(f"  note: {p.reason}")
     reuse = p.context.get("reuse")

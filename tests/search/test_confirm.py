@@ -78,7 +78,7 @@ def test_confirm_switch_proposes_the_best_run_when_the_confirmation_does_worse(r
     on_disk = json.loads((cfg.job_dir / "proposal.json").read_text())
     assert on_disk["weights"] == pytest.approx(fb["weights"]) and on_disk["run_id"] == fb["run_id"]
     text = format_proposal(p)
-    assert f"best run observed ({fb['run_id']})" in text and "instead of the model's proposal" in text
+    assert f"best run observed ({fb['run_id']})" in text and "instead of the model's mixture" in text
 
     good = tiny_job("confirm-switch-good", search={"strategy": "regmix", "n_init": 3, "confirm": "switch"},
                     budget={"runs": 4}, tracking={"enabled": False})
