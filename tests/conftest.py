@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# `python -m pytest` (the README's command) puts the working directory first on sys.path. From the checkout's root
+# that makes its kernels/ and proxies/ folders importable as top-level `kernels` and `proxies`, shadowing the PyPI
+# packages of those names (transformers >= 5.25 imports Hugging Face's `kernels` and failed on ours). mixopt installs
+# them as mixopt.kernels / mixopt.proxies and needs no checkout on sys.path, so the root is taken off.
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _ROOT]
 
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

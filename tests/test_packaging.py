@@ -26,6 +26,16 @@ def test_bare_kernels_and_proxies_do_not_resolve_to_this_project(tmp_path):
         assert origin is None or not str(origin).startswith(str(ROOT)), f"`import {name}` finds {origin}"
 
 
+def test_the_test_session_does_not_see_the_checkout_as_top_level_packages():
+    """`python -m pytest` from the checkout's root puts it on sys.path; the suite's conftest takes it off, so
+    Hugging Face's `kernels` (imported by transformers >= 5.25) is not shadowed by this project's folder."""
+    import importlib.util
+
+    for name in ("kernels", "proxies"):
+        spec = importlib.util.find_spec(name)
+        assert spec is None or not str(spec.origin or "").startswith(str(ROOT)), f"`import {name}` finds {spec.origin}"
+
+
 def test_kernels_and_proxies_install_inside_mixopt_without_heavy_imports(tmp_path):
     got = _run("import json, sys, mixopt.kernels.errors, mixopt.proxies.record as r\n"
                "print(json.dumps({'kernels': mixopt.kernels.errors.__file__, 'record': r.__file__,\n"

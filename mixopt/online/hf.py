@@ -24,21 +24,28 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch.utils.data import DataLoader
+
 from mixopt.online.base import MixerError
+from mixopt.online.distributed import rank_and_world
+from mixopt.online.torch_loop import OnlineMixing, per_sequence_loss
 
 try:
     from transformers import Trainer, TrainerCallback
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 except ImportError as e:  # pragma: no cover - exercised only without the extra
+    import importlib.util
+
+    # a script run from the mixopt checkout's root sees its kernels/ folder as the top-level `kernels`, which
+    # shadows Hugging Face's package of that name (transformers >= 5.25 imports it)
+    _spec, _mine = importlib.util.find_spec("kernels"), Path(__file__).resolve().parents[2] / "kernels"
+    _shadow = _spec is not None and bool(_spec.origin) and Path(_spec.origin).resolve().parent == _mine
     raise MixerError(
-        f"mixopt.online.hf needs transformers ({e}); install it with: pip install 'mixopt[hf]'"
+        f"mixopt.online.hf needs transformers ({e}); "
+        + (f"{_mine} shadows the 'kernels' package it imports: run from outside the mixopt checkout (or with "
+           "python -P)" if _shadow else "install it with: pip install 'mixopt[hf]'")
     ) from None
-
-import torch
-from torch.utils.data import DataLoader
-
-from mixopt.online.distributed import rank_and_world
-from mixopt.online.torch_loop import OnlineMixing, per_sequence_loss
 
 __all__ = ["MixingCallback", "MixoptTrainer", "load_mixing_state", "save_mixing_state"]
 
