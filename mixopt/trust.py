@@ -207,18 +207,20 @@ def noise_line(report: dict | None) -> str | None:
             f"pooled std {n['pooled_std']:.4f}){gain}")
 
 
-def confirmation_check(report: dict, observed: float, run_id: str) -> bool:
+def confirmation_check(report: dict, observed: float, run_id: str, weights: dict | None = None) -> bool:
     """After a confirmation run of the proposal (``search.confirm``): record it (``report["confirmation"]``)
     and, when it did worse than the best observed run (``fallback``) by more than the run-to-run noise (when
     the runs have repeats), drop the report to ``"low"`` and recommend that run instead. In the transfer
     experiment the proposals that lost most to uniform at the target scale had already done worse than the
     search's best run at the proxy scale (experiments/LOG.md, 2026-12-03 ninth session). Returns whether it
-    did worse (then ``search.confirm: switch`` proposes that run)."""
+    did worse (then ``search.confirm: switch`` proposes that run). ``weights``: the confirmed mixture; when it is
+    the best run's own (a ``revealed`` proposal) the confirmation is a repeat of that run, never "worse"."""
     fb = report.get("fallback")
     if not fb or not np.isfinite(observed):
         return False
     tol = float((report.get("noise") or {}).get("std") or 0.0)
-    worse = fb["run_id"] != run_id and observed > fb["observed"] + tol
+    same = weights is not None and all(abs(weights[d] - fb["weights"].get(d, 0.0)) < 1e-9 for d in weights)
+    worse = fb["run_id"] != run_id and not same and observed > fb["observed"] + tol
     report["confirmation"] = {"run_id": run_id, "observed": round(float(observed), 5), "worse": bool(worse)}
     if not worse:
         return False

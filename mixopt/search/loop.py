@@ -475,7 +475,7 @@ def _run_locked(cfg, *, address, progress, train_fn, rebuild_state, clock: Phase
                     proposal.observed = entry.objective
                     proposal.context |= {"confirm_run_id": entry.run_id, "confirm_status": entry.status}
                     if entry.status == "ok" and entry.objective is not None:
-                        worse = confirmation_check(proposal.trust, entry.objective, entry.run_id)
+                        worse = confirmation_check(proposal.trust, entry.objective, entry.run_id, proposal.weights)
                         if worse and cfg.search.confirm == "switch":
                             from mixopt.search.proposal import switch_to_best_run
 

@@ -89,3 +89,20 @@ def test_confirm_switch_proposes_the_best_run_when_the_confirmation_does_worse(r
 
 def _train_never(*args, **kwargs):
     raise AssertionError("a finished job trained again")
+
+
+def test_confirming_the_best_run_itself_is_a_repeat_not_a_worse_mixture(ray_cluster, tiny_job):
+    """A ``revealed`` proposal is the best run's own mixture: its confirmation doing badly is that mixture's
+    run-to-run noise, so neither the trust report nor ``switch`` treats it as a worse mixture."""
+    import ray.cloudpickle
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cfg = tiny_job("confirm-revealed", search={"strategy": "regmix", "n_init": 3, "confirm": "switch",
+                                               "recommend": "revealed"},
+                   budget={"runs": 4}, tracking={"enabled": False})
+    res = run_search(cfg, progress=False, train_fn=functools.partial(_train, bad_seed=run_seed(cfg.seed, 4)))
+    p = res.proposal
+    assert p.rule == "revealed" and p.weights == pytest.approx(p.trust["fallback"]["weights"])
+    assert p.observed > p.trust["fallback"]["observed"] + 4  # the confirmation did badly ...
+    assert p.trust["confirmation"]["worse"] is False and "unconfirmed" not in p.context  # ... and is a repeat
+    assert not any("confirmation run" in w for w in p.trust["warnings"])
