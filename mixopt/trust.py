@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from mixopt.objective import Objective
-from mixopt.runs import RunTable
+from mixopt.runs import RunTable, match_rows
 
 __all__ = ["assess", "confirmation_check", "needs_run", "noise_line"]
 
@@ -219,7 +219,9 @@ def confirmation_check(report: dict, observed: float, run_id: str, weights: dict
     if not fb or not np.isfinite(observed):
         return False
     tol = float((report.get("noise") or {}).get("std") or 0.0)
-    same = weights is not None and all(abs(weights[d] - fb["weights"].get(d, 0.0)) < 1e-9 for d in weights)
+    names = list(weights or {})
+    same = bool(names) and match_rows(np.array([[fb["weights"].get(d, 0.0) for d in names]]),
+                                      np.array([[weights[d] for d in names]]))[0] == 0
     worse = fb["run_id"] != run_id and not same and observed > fb["observed"] + tol
     report["confirmation"] = {"run_id": run_id, "observed": round(float(observed), 5), "worse": bool(worse)}
     if not worse:
