@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
+
+import pytest
 
 from mixopt.search.ray_runtime import ray_session
 
@@ -43,3 +46,33 @@ def test_an_embedded_runtime_started_in_the_background_works_and_is_shut_down(tm
     assert "task 42" in out.stdout and "warm True" in out.stdout
     assert "worker threads 1" in out.stdout  # search.cpus_per_proxy reaches the workers' torch
     assert "after False None" in out.stdout  # stopped, and this process's environment is its own again
+
+
+def test_a_proxy_task_loads_the_trainer_not_the_search_loop(tiny_job, tmp_path):
+    """A fresh Ray worker unpickles ``run_proxy`` (importing ``mixopt.search.workers``) and trains: it must not
+    pay for the loop, the surrogates, scikit-learn or scipy on the way (about 1.3 s of CPU per fresh worker)."""
+    from mixopt.search.workers import train_settings
+
+    cfg = tiny_job("worker-imports")
+    code = textwrap.dedent(f"""
+        import json, sys
+        from mixopt.search.workers import run_proxy, warm_worker
+        warm_worker(1)
+        rec = run_proxy({str(cfg.data_dir)!r}, "dense-tiny", {{d: 1.0 for d in {list(cfg.domains)!r}}}, 1024, 0,
+                        {train_settings(cfg)!r}, 1)
+        heavy = ("mixopt.search.loop", "mixopt.surrogates", "sklearn", "scipy", "botorch", "mlflow", "ray")
+        print(json.dumps({{"status": rec["status"], "loaded": [m for m in heavy if m in sys.modules]}}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"status": "ok", "loaded": []}
+
+
+def test_the_search_package_still_exports_its_names():
+    import mixopt.search as search
+
+    assert search.run_search.__module__ == "mixopt.search.loop"
+    assert {name: getattr(search, name).__name__ for name in search.__all__} == {n: n for n in search.__all__}
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        search.nope  # noqa: B018
