@@ -30,6 +30,7 @@ from mixopt.kernels import linear_cross_entropy, resolve_impl, resolve_lce_impl,
 from mixopt.proxies.config import ProxyConfig, TrainSettings
 from mixopt.proxies.dense import Transformer
 from mixopt.proxies.moe import MoEFeedForward, MoETransformer
+from mixopt.proxies.optim import FusedAdamW
 from mixopt.proxies.record import RunRecord
 from mixopt.proxies.schedule import eval_steps, lr_factor
 
@@ -269,11 +270,14 @@ def _resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _make_optimizer(model: nn.Module, s: TrainSettings, dev: torch.device) -> torch.optim.Optimizer:
-    """AdamW; weight decay on matrices only (not norm gains); fused kernels where torch has them."""
+def _make_optimizer(model: nn.Module, s: TrainSettings, dev: torch.device):
+    """AdamW; weight decay on matrices only (not norm gains); fused kernels where torch has them. On CPU
+    (fp32) :class:`~mixopt.proxies.optim.FusedAdamW`: the same updates without importing ``torch._dynamo``."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if dev.type == "cpu" and all(p.dtype == torch.float32 for p in model.parameters()):
+        return FusedAdamW(groups, lr=s.lr, betas=s.betas)
     try:
         return torch.optim.AdamW(groups, lr=s.lr, betas=s.betas, fused=True)
     except (RuntimeError, TypeError):
