@@ -40,7 +40,7 @@ import numpy as np
 from mixopt.objective import Objective
 from mixopt.runs import RunTable, match_rows
 
-__all__ = ["assess", "confirmation_check", "needs_run", "noise_line"]
+__all__ = ["assess", "confirmation_check", "needs_run", "noise_line", "warnings_line"]
 
 _WEAK_SPEARMAN = 0.5  # below this, the model ranks held-out runs too poorly to rely on its optimum
 _FAR = 2.0  # nearest run farther than this many times the runs' typical spacing
@@ -205,6 +205,18 @@ def noise_line(report: dict | None) -> str | None:
     gain = f"; predicted gain over the best mixture {n['predicted_gain']:.4f}" if "predicted_gain" in n else ""
     return (f"noise: run-to-run std {n['std']:.4f} at the proposal ({own}; {n['n_groups']} repeated mixture(s), "
             f"pooled std {n['pooled_std']:.4f}){gain}")
+
+
+def warnings_line(warnings: list[str], limit: int = 160) -> str:
+    """The warnings joined by "; " for a one-line message: whole warnings only (the first always), as many as
+    fit in about ``limit`` characters, then how many were left out."""
+    shown: list[str] = []
+    for w in warnings:
+        if shown and len("; ".join([*shown, w])) > limit:
+            break
+        shown.append(w)
+    rest = len(warnings) - len(shown)
+    return "; ".join(shown) + (f"; {rest} more in the trust report" if rest else "")
 
 
 def confirmation_check(report: dict, observed: float, run_id: str, weights: dict | None = None) -> bool:

@@ -9,7 +9,7 @@ from mixopt.feasible import FeasibleSet
 from mixopt.replay import Pool, replay
 from mixopt.runs import RunTable
 from mixopt.strategies import make_strategy
-from mixopt.trust import assess, needs_run
+from mixopt.trust import assess, needs_run, warnings_line
 
 DOMAINS = ["a", "b", "c", "d"]
 SLOPE = np.array([-2.0, 0.5, 0.8, 1.0])
@@ -181,3 +181,14 @@ def test_a_model_whose_held_out_error_exceeds_the_runs_spread_says_so():
     t = _near_uniform_table()  # a line through a line: the model knows better than the mean
     r = s.trust(t, s.recommend(t, FeasibleSet.simplex(DOMAINS)))
     assert not any("runs' mean" in w for w in r["warnings"])
+
+
+def test_the_one_line_summary_never_cuts_a_warning_and_counts_what_it_leaves_out():
+    warnings = ["only 7 successful runs for 6 domains", "the model ranks held-out runs poorly (CV Spearman -0.50)",
+                "the model's held-out error (CV MAE 0.3149) is larger than predicting every run by the runs' mean "
+                "(0.2000)"]
+    line = warnings_line(warnings)
+    assert line == "; ".join(warnings[:2]) + "; 1 more in the trust report"
+    assert warnings_line(warnings, limit=1000) == "; ".join(warnings)
+    assert warnings_line(warnings[2:], limit=10) == warnings[2]  # one long warning is shown whole
+    assert warnings_line([]) == ""

@@ -190,7 +190,7 @@ class _Search:
 
         The proposal is the strategy's ``recommend`` on the runs so far; :func:`mixopt.trust.assess` judges
         it. Each distinct proposal is run at most once."""
-        from mixopt.trust import needs_run
+        from mixopt.trust import needs_run, warnings_line
 
         table = self.table()
         if not self.cfg.search.verify_proposals or not table.at_level(-1).any():
@@ -206,8 +206,8 @@ class _Search:
         if not needs_run(p):
             return None
         done.append(key)  # saved with the launch by add_pending
-        self.display.message("the proposal is low-trust (" + "; ".join(p.trust["warnings"])[:160]
-                             + "): running it next at the target fidelity")
+        self.display.message(f"the proposal is low-trust ({warnings_line(p.trust['warnings'])}): running it next "
+                             "at the target fidelity")
         return self.make_launch(dict(p.weights), len(self.fidelities) - 1, "verify")
 
     def ask(self, n: int) -> list[Launch]:
