@@ -44,8 +44,9 @@ def format_status(cfg, state: JobState) -> str:
         lines.append(f"MLflow: {len(unlogged)} run(s) not yet logged ({', '.join(unlogged[:5])}"
                      f"{'…' if len(unlogged) > 5 else ''}); `mixopt report` back-fills them")
     if state.meta.get("proposal"):
-        lines.append(f"latest proposal (after {state.meta['proposal']['n_runs']} runs): "
-                     + _weights(state.meta["proposal"]["weights"]))
+        w = state.meta["proposal"]["weights"]  # state.json keeps its keys sorted: back to the job's domain order
+        ordered = {d: w[d] for d in cfg.domains if d in w} | w
+        lines.append(f"latest proposal (after {state.meta['proposal']['n_runs']} runs): " + _weights(ordered))
     return "\n".join(lines)
 
 

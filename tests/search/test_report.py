@@ -39,6 +39,15 @@ def test_status_counts_runs_best_and_budget(tmp_path):
     assert "1 running" in format_status(cfg, JobState.load(cfg.job_dir))
 
 
+def test_status_lists_the_latest_proposal_in_the_jobs_domain_order(tmp_path):
+    cfg = JobConfig.model_validate({"name": "order", "workspace": str(tmp_path), "domains": {"web": "x", "code": "y"},
+                                    "budget": {"runs": 4}})
+    st = JobState.open(cfg.job_dir, config_hash="h")
+    st.set(proposal={"weights": {"web": 0.7, "code": 0.3}, "predicted": 3.0, "n_runs": 2, "key": "k"})
+    text = format_status(cfg, JobState.load(cfg.job_dir))  # read back from state.json
+    assert "latest proposal (after 2 runs): web 0.700, code 0.300" in text
+
+
 def test_proposal_table_compares_with_prior_uniform_and_best():
     w = {"a": 0.7, "b": 0.3}
     p = Proposal(weights=w, predicted=3.5, std=0.1, surrogate="gp", strategy="bo", n_fit=5, objective="mean",
